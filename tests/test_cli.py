@@ -1,0 +1,71 @@
+"The `srwork` program as a user runs it: a subprocess, its exit code, stdout and stderr."
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import srwork
+
+
+def srwork_cli(*args, env_extra=None, cwd=None):
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, '-m', 'srwork.cli', *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+def test_version():
+    r = srwork_cli('--version')
+    assert r.returncode == 0 and r.stdout.strip() == f'srwork {srwork.__version__}'
+
+
+def test_help_lists_demo():
+    r = srwork_cli('--help')
+    assert r.returncode == 0 and 'demo' in r.stdout
+
+
+def test_no_command_is_usage_error():
+    r = srwork_cli()
+    assert r.returncode == 2 and 'usage: srwork' in r.stderr
+
+
+def test_unknown_command():
+    r = srwork_cli('frobnicate')
+    assert r.returncode == 2 and 'invalid choice' in r.stderr
+
+
+def test_demo_on_sample_set(tmp_path):
+    r = srwork_cli('demo', '-o', tmp_path / 'out', '--scale', '3', env_extra={'SRWORK_DATA': str(tmp_path / 'data')})
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == ''   # no warnings leak to the user
+    panel = Image.open(tmp_path / 'out' / 'demo_comparison.png')
+    assert panel.mode == 'RGB' and panel.width > 2 * panel.height
+    lr, bic = Image.open(tmp_path / 'out' / 'demo_lr.png'), Image.open(tmp_path / 'out' / 'demo_bicubic.png')
+    assert bic.width == 3 * lr.width and bic.height == 3 * lr.height
+    assert len(list((tmp_path / 'data' / 'samples').iterdir())) == 9
+
+
+def test_demo_errors_are_one_line(tmp_path):
+    r = srwork_cli('demo', '--data', tmp_path / 'nowhere', '-o', tmp_path / 'out')
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"srwork: error: {tmp_path / 'nowhere'}: no such folder"
+    assert not (tmp_path / 'out').exists()
+    (tmp_path / 'empty').mkdir()
+    r = srwork_cli('demo', '--data', tmp_path / 'empty', '-o', tmp_path / 'out')
+    assert r.returncode == 1 and 'no image files found' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_demo_reports_broken_image_by_name(tmp_path):
+    d = tmp_path / 'imgs'; d.mkdir()
+    (d / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
+    r = srwork_cli('demo', '--data', d, '-o', tmp_path / 'out')
+    assert r.returncode == 1 and str(d / 'broken.png') in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_console_script_installed():
+    exe = Path(sys.executable).parent / 'srwork'
+    assert exe.exists(), 'the srwork console script is not installed next to this Python'
+    r = subprocess.run([exe, '--version'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and 'srwork' in r.stdout
