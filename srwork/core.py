@@ -140,8 +140,9 @@ def _check_file(path:Path):
     if path.stat().st_size == 0: raise ImageReadError(path, "empty file (0 bytes)")
 
 def _to_tensor(a:np.ndarray, white:float) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(a).astype(np.float32) / white)
-    return t.permute(2, 0, 1).contiguous() if t.ndim == 3 else t[None]
+    "(C, H, W) float32 tensor from an (H, W[, C]) array, scaled so that `white` is 1 (numpy's transpose copy is the fast one)."
+    a = a[..., None] if a.ndim == 2 else a
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32) / np.float32(white))
 
 # %% ../nbs/00_core.ipynb #14674230
 def load_image(path) -> TensorImage:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_crappify.ipynb #8c709a51
 from __future__ import annotations
-import io, math, zlib
+import functools, io, math, zlib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -143,8 +143,9 @@ class Resize(Step):
 def _to_pil(x): return Image.fromarray(np.clip(np.floor(x * 255 + 0.5), 0, 255).astype(np.uint8))
 def _from_pil(im): return np.asarray(im.convert('RGB'), dtype=np.float32) / 255
 
-def _font(size:int):
-    return ImageFont.load_default(size=max(6, int(size)))
+@functools.lru_cache(maxsize=64)
+def _font_cached(size:int): return ImageFont.load_default(size=size)
+def _font(size): return _font_cached(max(6, int(size)))   # loading a font costs ms: cache per size
 
 class JPEG(Step):
     "JPEG compression at a quality drawn from `quality`; `stamp` draws that number on the image (course-v3)."

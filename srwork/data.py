@@ -32,7 +32,7 @@ def _read(x) -> np.ndarray:
 
 def _quantise8(a): return np.floor(np.clip(a, 0, 1) * 255 + 0.5).astype(np.float32) / 255
 
-def _to_timg(a): return TensorImage(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous())
+def _to_timg(a): return TensorImage(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)))
 
 def _dihedral(a, k):
     "One of the 8 flips/rotations of an HWC array."
@@ -159,6 +159,9 @@ def sr_dataloaders(source, scale:int=2, patch_size:int=96, bs:int=16, crappifier
                    normalize:bool=False, seed:int=42, num_workers:int|None=None, device=None, splits=None, **kwargs):
     "DataLoaders of (LR, HR) pairs from a folder (or list) of HR images; see `sr_datablock`."
     items = _items(source)
+    if lr_folder is not None:                      # every HR file needs its LR partner: say which one lacks it now
+        match = lr_matcher(lr_folder, scale)
+        for p in items: match(p)
     if splits is None:
         n_valid = int(len(items) * valid_pct) if len(items) > 1 else 0
         if valid_pct > 0 and len(items) > 1: n_valid = max(1, n_valid)
