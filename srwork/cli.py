@@ -11,7 +11,7 @@ from . import __version__
 from .core import SRWorkError
 
 # %% auto #0
-__all__ = ['subcommand', 'build_parser', 'main', 'comparison_panel', 'run_demo']
+__all__ = ['subcommand', 'build_parser', 'main', 'comparison_panel', 'run_demo', 'load_upscaler', 'run_bench']
 
 # %% ../nbs/90_cli.ipynb #a20b8fa8
 _SUBCOMMANDS: dict = {}
@@ -80,10 +80,11 @@ def comparison_panel(images:list, titles:list, height:int=None):
 
 # %% ../nbs/90_cli.ipynb #8857251e
 def run_demo(out='runs/demo', data=None, scale:int=2, image:str=None, crop:int=192, quiet:bool=False) -> dict:
-    "Degrade one image of `data` (default: the offline sample set) by `scale` and write a before/after panel to `out`."
+    "Degrade one image of `data` (default: the offline sample set) by `scale`, upscale it, write a before/after panel to `out`."
     import numpy as np, torch
-    from PIL import Image
     from srwork.core import sample_images, load_image, save_image
+    from srwork.crappify import imresize
+    from srwork.metrics import Bicubic, psnr, ssim
     t0 = time.time()
     folder = sample_images() if data is None else Path(data)
     files = _image_files(folder)
@@ -93,20 +94,21 @@ def run_demo(out='runs/demo', data=None, scale:int=2, image:str=None, crop:int=1
     h, w = hr.shape[-2:]
     c = min(crop, h, w) // scale * scale
     top, left = (h - c) // 2, (w - c) // 2
-    hr = hr[:, top:top + c, left:left + c].as_subclass(torch.Tensor)
-    pil_hr = Image.fromarray((hr.permute(1, 2, 0).numpy() * 255).round().astype('uint8'))
-    pil_lr = pil_hr.resize((c // scale, c // scale), Image.Resampling.BICUBIC)
-    lr = torch.from_numpy(np.asarray(pil_lr).copy()).permute(2, 0, 1).float() / 255
-    up = torch.nn.functional.interpolate(lr[None], scale_factor=scale, mode='bicubic', align_corners=False)[0].clamp(0, 1)
+    hr8 = (hr[:, top:top + c, left:left + c].as_subclass(torch.Tensor) * 255).round().clamp(0, 255).to(torch.uint8)
+    lr8 = imresize(hr8.permute(1, 2, 0).numpy(), 1 / scale)              # MATLAB bicubic, as benchmark LR is made
+    hr, lr = hr8.float() / 255, torch.from_numpy(np.ascontiguousarray(lr8.transpose(2, 0, 1))).float() / 255
+    up = Bicubic(scale)(lr)
+    scores = dict(psnr=psnr(up, hr, scale), ssim=ssim(up, hr, scale))
     out = Path(out)
-    panel = comparison_panel([lr, up, hr], [f'LR (1/{scale})', f'bicubic x{scale}', 'original'], height=c)
+    panel = comparison_panel([lr, up, hr], [f'LR (1/{scale})', f"bicubic x{scale} {scores['psnr']:.2f} dB", 'original'], height=c)
     paths = dict(panel=save_image(panel, out/'demo_comparison.png'), lr=save_image(lr, out/'demo_lr.png'),
                  bicubic=save_image(up, out/'demo_bicubic.png'))
     if not quiet:
         print(f"image: {src} ({w}x{h}), centre crop {c}x{c}, scale x{scale}")
+        print(f"bicubic x{scale}: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} (Y channel, border {scale})")
         for k, p in paths.items(): print(f"{k:>8}: {p}")
         print(f"done in {time.time() - t0:.1f}s")
-    return dict(paths, source=src, seconds=time.time() - t0)
+    return dict(paths, source=src, seconds=time.time() - t0, **scores)
 
 # %% ../nbs/90_cli.ipynb #8b6a6616
 @subcommand('demo', help="Main job: on the offline sample set, degrade an image and write a before/after comparison.")
@@ -121,5 +123,46 @@ def _demo_arguments(p):
     return run
 
 # %% ../nbs/90_cli.ipynb #6f698094
+def load_upscaler(path):
+    "A model file as an upscaler: a `learn.export()` pickle (`.pkl`, which runs code when loaded: only open files you trust)."
+    p = Path(path)
+    if not p.is_file(): raise SRWorkError(f"{p}: model file not found")
+    if p.suffix.lower() == '.pkl':
+        from fastai.learner import load_learner
+        try: return load_learner(p, cpu=True)
+        except Exception as e: raise SRWorkError(f"{p}: could not load the exported learner ({type(e).__name__}: {e})") from None
+    raise SRWorkError(f"{p}: unsupported model file {p.suffix!r} (expected a learn.export() .pkl)")
+
+# %% ../nbs/90_cli.ipynb #f09767e3
+def run_bench(data, scales=(2, 3, 4), models=(), y_channel:bool=True, bicubic:bool=True, csv=None):
+    "Print (and return) the benchmark table of bicubic and `models` on `data` folders or dataset names."
+    import pandas as pd
+    from srwork.metrics import Bicubic, benchmark_table
+    ups = {'bicubic': Bicubic()} if bicubic else {}
+    for m in models: ups[Path(m).stem] = load_upscaler(m)
+    if not ups: raise SRWorkError("nothing to benchmark: give --model or drop --no-bicubic")
+    table = benchmark_table(ups, list(data), scales=tuple(scales), y_channel=y_channel)
+    with pd.option_context('display.width', 200, 'display.max_columns', None, 'display.float_format', '{:.4f}'.format):
+        print(table.T.to_string())
+    print(table.attrs['note'])
+    if csv:
+        from srwork.core import atomic_write_bytes
+        atomic_write_bytes(csv, table.to_csv().encode())
+    return table
+
+@subcommand('bench', help="Benchmark table: PSNR/SSIM of bicubic and exported models on folders of HR images (Set5, Set14, ...).")
+def _bench_arguments(p):
+    p.add_argument('--data', nargs='+', required=True, help='folders of HR images, or dataset names under the data root')
+    p.add_argument('--scale', nargs='+', type=int, default=[2, 3, 4], choices=[2, 3, 4], help='scales (default: 2 3 4)')
+    p.add_argument('--model', action='append', default=[], help='an exported model (.pkl); repeat for several')
+    p.add_argument('--rgb', action='store_true', help='measure on RGB instead of the Y channel')
+    p.add_argument('--no-bicubic', action='store_true', help='leave out the bicubic baseline')
+    p.add_argument('--csv', default=None, help='also write the table to this CSV file')
+    def run(a):
+        run_bench(a.data, a.scale, a.model, not a.rgb, not a.no_bicubic, a.csv)
+        return 0
+    return run
+
+# %% ../nbs/90_cli.ipynb #bdaa7bee
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

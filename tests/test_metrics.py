@@ -1,0 +1,189 @@
+"Metrics: known answers, independent references, the fastai metrics under normalisation, the evaluation harness."
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from srwork.core import SRWorkError
+from srwork.crappify import imresize
+from srwork.metrics import (PSNR, SSIM, Bicubic, benchmark_pair, benchmark_table, evaluate, psnr, rgb_to_y, ssim,
+                            _as_batch255)
+
+RNG = np.random.RandomState(0)
+HR = RNG.randint(20, 230, (40, 48, 3)).astype(np.uint8)
+
+
+def _y(a):  # independent Y: the BT.601 formula written out on a uint8 HWC array
+    a = a.astype(np.float64) / 255
+    return 16 + 65.481 * a[..., 0] + 128.553 * a[..., 1] + 24.966 * a[..., 2]
+
+
+# ---------------------------------------------------------------- known answers
+def test_identical_images():
+    assert psnr(HR, HR) == float('inf')
+    assert ssim(HR, HR) == pytest.approx(1.0, abs=1e-12)
+    t = torch.from_numpy(HR).permute(2, 0, 1)[None].float() / 255
+    assert torch.isinf(psnr(t.repeat(3, 1, 1, 1), t.repeat(3, 1, 1, 1))).all()
+
+
+@pytest.mark.parametrize('d', [1, 3, 10])
+def test_uniform_error_gives_analytic_psnr(d):
+    off = HR + np.uint8(d)
+    assert psnr(off, HR, y_channel=False) == pytest.approx(20 * math.log10(255 / d), abs=1e-9)
+    # on Y a grey error of d levels is an error of d * 219/255
+    assert psnr(off, HR) == pytest.approx(20 * math.log10(255 / (d * 219 / 255)), abs=1e-9)
+
+
+def test_y_conversion_values():
+    white, black, red = (np.full((1, 1, 3), v, np.uint8) for v in (255, 0, 0))
+    red[..., 0] = 255
+    assert float(rgb_to_y(_as_batch255(white))) == pytest.approx(235.0)
+    assert float(rgb_to_y(_as_batch255(black))) == pytest.approx(16.0)
+    assert float(rgb_to_y(_as_batch255(red))) == pytest.approx(16 + 65.481)
+
+
+def test_border_crop():
+    sr = HR.copy()
+    sr[:2] = 0; sr[-2:] = 0; sr[:, :2] = 0; sr[:, -2:] = 0    # damage only a 2-pixel frame
+    assert psnr(sr, HR, crop_border=2) == float('inf')
+    assert psnr(sr, HR, crop_border=1) < 40
+    assert ssim(sr, HR, crop_border=2) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_rounds_to_8_bits_first():
+    t = torch.from_numpy(HR).permute(2, 0, 1).double() / 255
+    assert psnr(t + 0.4 / 255, t) == float('inf')              # less than half a level: same 8-bit image
+    assert psnr(t + 0.6 / 255, t, y_channel=False) == pytest.approx(20 * math.log10(255), abs=1e-6)
+
+
+def test_greyscale_single_channel():
+    g = HR[..., 0]
+    assert psnr(g + np.uint8(2), g) == pytest.approx(20 * math.log10(255 / 2), abs=1e-9)   # no Y conversion
+
+
+def test_psnr_matches_skimage_on_y():
+    noisy = np.clip(HR + RNG.normal(0, 8, HR.shape), 0, 255).astype(np.uint8)
+    ref = peak_signal_noise_ratio(_y(HR)[3:-3, 3:-3], _y(noisy)[3:-3, 3:-3], data_range=255)
+    assert psnr(noisy, HR, crop_border=3) == pytest.approx(ref, abs=1e-9)
+
+
+def test_ssim_matches_skimage_symmetric_and_drops_with_noise():
+    n1 = np.clip(HR + RNG.normal(0, 5, HR.shape), 0, 255).astype(np.uint8)
+    n2 = np.clip(HR + RNG.normal(0, 25, HR.shape), 0, 255).astype(np.uint8)
+    ref = structural_similarity(_y(n1), _y(HR), gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                data_range=255)
+    assert ssim(n1, HR) == pytest.approx(ref, abs=1e-9)
+    assert ssim(n1, HR) == pytest.approx(ssim(HR, n1), abs=1e-12)
+    assert 1 > ssim(n1, HR) > ssim(n2, HR) > 0
+    # RGB SSIM: mean of the per-channel values
+    per = [structural_similarity(n1[..., c].astype(float), HR[..., c].astype(float), gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False, data_range=255) for c in range(3)]
+    assert ssim(n1, HR, y_channel=False) == pytest.approx(np.mean(per), abs=1e-9)
+
+
+def test_batched_torch_on_device():
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    a = torch.rand(4, 3, 24, 24, device=dev)
+    b = (a + 0.05 * torch.randn_like(a)).clamp(0, 1)
+    p, s = psnr(b, a, 2), ssim(b, a, 2)
+    assert p.shape == (4,) and s.shape == (4,) and p.device.type == dev
+    for i in range(4):
+        assert float(p[i]) == pytest.approx(psnr(b[i], a[i], 2), abs=1e-9)
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match='sizes differ'):
+        psnr(HR, HR[:-1])
+    with pytest.raises(ValueError, match='11x11'):
+        ssim(HR[:12, :12], HR[:12, :12], crop_border=2)
+
+
+# ---------------------------------------------------------------- fastai metrics in a real Learner
+def test_fastai_metrics_undo_normalisation(tmp_path):
+    from fastai.learner import Learner
+    from srwork.data import sr_dataloaders
+    for i in range(4):
+        Image.fromarray(RNG.randint(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / f'{i}.png')
+    dls = sr_dataloaders(tmp_path, scale=2, patch_size=32, bs=2, valid_pct=0.5, upsample_input=True, normalize=True)
+    learn = Learner(dls, torch.nn.Identity(), loss_func=torch.nn.functional.mse_loss, metrics=[PSNR(2), SSIM(2)])
+    learn.model.register_parameter('dummy', torch.nn.Parameter(torch.zeros(1)))
+    loss, p, s = learn.validate()
+    # direct: the (un-normalised) upsampled inputs against the targets
+    dls_raw = sr_dataloaders(tmp_path, scale=2, patch_size=32, bs=2, valid_pct=0.5, upsample_input=True)
+    xs, ys = zip(*[(x, y) for x, y in dls_raw.valid])
+    x, y = torch.cat(xs), torch.cat(ys)
+    assert p == pytest.approx(float(psnr(x, y, 2).mean()), abs=1e-3)
+    assert s == pytest.approx(float(ssim(x, y, 2).mean()), abs=1e-5)
+    assert 15 < p < 60
+
+
+# ---------------------------------------------------------------- the evaluation harness
+def _smooth(h, w, seed):
+    "A smooth, photo-like test image (sums of random low-frequency waves), where bicubic beats nearest."
+    r = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / 8.0
+    img = sum(np.sin(r.uniform(0.2, 1.5) * xx + r.uniform(0.2, 1.5) * yy + r.uniform(0, 6))[..., None] * r.uniform(0, 1, 3)
+              for _ in range(4))
+    img = (img - img.min()) / (img.max() - img.min())
+    return np.round(img * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def hr_dir(tmp_path):
+    for i in range(3):
+        Image.fromarray(_smooth(37 + i, 45, i)).save(tmp_path / f'{i}.png')
+    return tmp_path
+
+
+def test_benchmark_pair_is_matlab_protocol(hr_dir):
+    hr, lr, grey = benchmark_pair(hr_dir / '0.png', 4)
+    assert hr.shape == (3, 36, 44) and lr.shape == (3, 9, 11) and not grey
+    a = np.asarray(Image.open(hr_dir / '0.png'))[:36, :44]
+    assert np.array_equal(np.round(lr.permute(1, 2, 0).numpy() * 255).astype(np.uint8), imresize(a, 1 / 4))
+
+
+def test_evaluate_kinds_of_upscaler(hr_dir):
+    bic = evaluate(Bicubic(), hr_dir, 2)
+    assert list(bic.image) == ['0.png', '1.png', '2.png', 'mean']
+    assert bic.psnr.iloc[-1] == pytest.approx(bic.psnr.iloc[:-1].mean())
+    assert bic.attrs['channel'] == 'Y (BT.601)' and bic.attrs['crop_border'] == 2
+
+    class Up(torch.nn.Module):          # an nn.Module: MATLAB bicubic inside
+        def __init__(self): super().__init__(); self.w = torch.nn.Parameter(torch.zeros(1))
+        def forward(self, x): return imresize(x, 2) + self.w
+    mod = evaluate(Up(), hr_dir, 2)
+    assert mod.psnr.iloc[-1] == pytest.approx(bic.psnr.iloc[-1], abs=0.05)
+    fn = evaluate(lambda lr: lr.repeat_interleave(2, -1).repeat_interleave(2, -2), hr_dir, 2)
+    assert fn.psnr.iloc[-1] < bic.psnr.iloc[-1]
+
+
+def test_evaluate_scale_mismatch_and_table(hr_dir):
+    x2 = lambda lr: lr.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    with pytest.raises(SRWorkError, match='is it a x4 model'):
+        evaluate(x2, hr_dir, 4)
+    t = benchmark_table({'x2 only': x2, 'bicubic': Bicubic()}, {'d': hr_dir}, scales=(2, 4))
+    assert np.isnan(t.loc['x2 only', ('d', 'x4', 'psnr')]) and not np.isnan(t.loc['bicubic', ('d', 'x4', 'psnr')])
+    assert 'Y channel' in t.attrs['note']
+
+
+def test_evaluate_greyscale_source(tmp_path):
+    g = RNG.randint(0, 256, (40, 40), dtype=np.uint8)
+    Image.fromarray(g).save(tmp_path / 'g.png')
+    res = evaluate(Bicubic(), tmp_path, 2).psnr.iloc[0]
+    up = imresize(imresize(g[..., None], 0.5), 2)[..., 0]
+    assert res == pytest.approx(psnr(up, g, crop_border=2), abs=1e-9)
+
+
+def test_cli_bench(hr_dir):
+    r = subprocess.run([sys.executable, '-m', 'srwork.cli', 'bench', '--data', str(hr_dir), '--scale', '2', '3'],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert 'bicubic' in r.stdout and 'x3' in r.stdout and 'Y channel' in r.stdout
+    r = subprocess.run([sys.executable, '-m', 'srwork.cli', 'bench', '--data', str(hr_dir / 'missing')],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and r.stderr.startswith('srwork: error:') and len(r.stderr.strip().splitlines()) == 1
