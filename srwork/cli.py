@@ -11,7 +11,7 @@ from . import __version__
 from .core import SRWorkError
 
 # %% auto #0
-__all__ = ['subcommand', 'build_parser', 'main', 'comparison_panel', 'run_demo', 'load_upscaler', 'run_bench']
+__all__ = ['subcommand', 'build_parser', 'main', 'comparison_panel', 'run_demo', 'run_bench', 'run_upscale']
 
 # %% ../nbs/90_cli.ipynb #a20b8fa8
 _SUBCOMMANDS: dict = {}
@@ -123,23 +123,13 @@ def _demo_arguments(p):
     return run
 
 # %% ../nbs/90_cli.ipynb #6f698094
-def load_upscaler(path):
-    "A model file as an upscaler: a `learn.export()` pickle (`.pkl`, which runs code when loaded: only open files you trust)."
-    p = Path(path)
-    if not p.is_file(): raise SRWorkError(f"{p}: model file not found")
-    if p.suffix.lower() == '.pkl':
-        from fastai.learner import load_learner
-        try: return load_learner(p, cpu=True)
-        except Exception as e: raise SRWorkError(f"{p}: could not load the exported learner ({type(e).__name__}: {e})") from None
-    raise SRWorkError(f"{p}: unsupported model file {p.suffix!r} (expected a learn.export() .pkl)")
-
-# %% ../nbs/90_cli.ipynb #f09767e3
 def run_bench(data, scales=(2, 3, 4), models=(), y_channel:bool=True, bicubic:bool=True, csv=None):
     "Print (and return) the benchmark table of bicubic and `models` on `data` folders or dataset names."
     import pandas as pd
     from srwork.metrics import Bicubic, benchmark_table
     ups = {'bicubic': Bicubic()} if bicubic else {}
-    for m in models: ups[Path(m).stem] = load_upscaler(m)
+    if models: from srwork.inference import load_model
+    for m in models: ups[Path(m).stem] = load_model(m)
     if not ups: raise SRWorkError("nothing to benchmark: give --model or drop --no-bicubic")
     table = benchmark_table(ups, list(data), scales=tuple(scales), y_channel=y_channel)
     with pd.option_context('display.width', 200, 'display.max_columns', None, 'display.float_format', '{:.4f}'.format):
@@ -154,7 +144,7 @@ def run_bench(data, scales=(2, 3, 4), models=(), y_channel:bool=True, bicubic:bo
 def _bench_arguments(p):
     p.add_argument('--data', nargs='+', required=True, help='folders of HR images, or dataset names under the data root')
     p.add_argument('--scale', nargs='+', type=int, default=[2, 3, 4], choices=[2, 3, 4], help='scales (default: 2 3 4)')
-    p.add_argument('--model', action='append', default=[], help='an exported model (.pkl); repeat for several')
+    p.add_argument('--model', action='append', default=[], help='a model file (.safetensors or .pkl); repeat for several')
     p.add_argument('--rgb', action='store_true', help='measure on RGB instead of the Y channel')
     p.add_argument('--no-bicubic', action='store_true', help='leave out the bicubic baseline')
     p.add_argument('--csv', default=None, help='also write the table to this CSV file')
@@ -163,6 +153,68 @@ def _bench_arguments(p):
         return 0
     return run
 
+# %% ../nbs/90_cli.ipynb #7215fe55
+def _expand_inputs(inputs) -> list[tuple[Path, Path]]:
+    "(file, relative output name) for files, folders (recursive) and glob patterns."
+    import glob
+    from fastai.data.transforms import get_image_files
+    out = []
+    for inp in inputs:
+        p = Path(inp)
+        if p.is_dir(): out += [(f, f.relative_to(p)) for f in sorted(get_image_files(p))]
+        elif p.exists(): out.append((p, Path(p.name)))
+        else:
+            hits = sorted(glob.glob(str(inp), recursive=True))
+            if not hits: raise SRWorkError(f"{inp}: no such file, folder or matching files")
+            out += [(Path(h), Path(Path(h).name)) for h in hits if Path(h).is_file()]
+    if not out: raise SRWorkError("no input images found")
+    return out
+
 # %% ../nbs/90_cli.ipynb #bdaa7bee
+def run_upscale(inputs, model, out, tile:int=256, tile_pad:int=None, batch_size:int=4, device=None, half:bool=False,
+                suffix:str='', quiet:bool=False) -> dict:
+    "Upscale every image of `inputs` with `model` into folder `out`; returns {'done': [...], 'failed': [(path, reason)]}."
+    import torch
+    from srwork.core import save_image
+    from srwork.inference import Upscaler, load_model, upscale
+    files = _expand_inputs(inputs)
+    up = Upscaler.from_any(load_model(model) if isinstance(model, (str, Path)) else model)
+    dev = torch.device(device) if device else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    dtype = (torch.float16 if dev.type == 'cuda' else torch.bfloat16) if half else None
+    out = Path(out)
+    done, failed = [], []
+    for f, rel in files:
+        dest = out/rel.with_name(rel.stem + suffix + rel.suffix)
+        try:
+            if dest.exists() and dest.resolve() == f.resolve():
+                raise SRWorkError(f"{f}: refusing to overwrite the input (choose another -o or a --suffix)")
+            t0 = time.time()
+            res = upscale(up, f, tile=tile, tile_pad=tile_pad, batch_size=batch_size, device=dev, dtype=dtype)
+            save_image(res, dest)
+            done.append(dest)
+            if not quiet: print(f"{f} -> {dest} ({res.shape[-1]}x{res.shape[-2]}, {time.time() - t0:.1f}s)")
+        except (SRWorkError, OSError, ValueError) as e:
+            msg = str(e) if str(f) in str(e) else f"{f}: {e}"
+            failed.append((f, msg)); print(f"srwork: error: {msg}", file=sys.stderr)
+    if not quiet: print(f"{len(done)} upscaled, {len(failed)} failed")
+    return dict(done=done, failed=failed)
+
+@subcommand('upscale', help="Upscale images (files, folders, globs) with a model file; inputs are never overwritten.")
+def _upscale_arguments(p):
+    p.add_argument('inputs', nargs='+', help='image files, folders or glob patterns')
+    p.add_argument('-m', '--model', required=True, help='model file: .safetensors (save_model) or .pkl (learn.export)')
+    p.add_argument('-o', '--out', required=True, help='output folder')
+    p.add_argument('--tile', type=int, default=256, help='tile size in input pixels (0: whole image; default 256)')
+    p.add_argument('--tile-pad', type=int, default=None, help="context around each tile (default: the model's receptive field)")
+    p.add_argument('--batch-size', type=int, default=4, help='tiles per forward pass')
+    p.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
+    p.add_argument('--half', action='store_true', help='fp16 on GPU / bf16 on CPU, falling back to fp32 on NaN or black output')
+    p.add_argument('--suffix', default='', help='added to each output file name, e.g. _x4')
+    def run(a):
+        res = run_upscale(a.inputs, a.model, a.out, a.tile or None, a.tile_pad, a.batch_size, a.device, a.half, a.suffix)
+        return 1 if res['failed'] else 0
+    return run
+
+# %% ../nbs/90_cli.ipynb #43820057
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

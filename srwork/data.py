@@ -44,14 +44,23 @@ class SRPairTransform(ItemTransform):
     "Item -> (LR, HR) `TensorImage`s: HR patch, flips/rotations (train), crappified or paired LR input."
     order = 1
     def __init__(self, scale:int, patch_size:int, crappifier:Crappifier, upsample_input:bool=False,
-                 augment:bool=True, valid_size:int|None=None):
+                 augment:bool=True, valid_size:int|None=None, cache:int=0):
         if patch_size % scale: raise SRWorkError(f"patch_size {patch_size} is not a multiple of scale {scale}")
         if valid_size and valid_size % scale: raise SRWorkError(f"valid_size {valid_size} is not a multiple of scale {scale}")
         super().__init__()
         self.scale, self.patch_size, self.crappifier = scale, patch_size, crappifier
         self.upsample_input, self.augment = upsample_input, augment
         self.valid_size = patch_size if valid_size is None else valid_size
-        self._warned = set()
+        self.cache, self._cache, self._warned = cache, {}, set()
+
+    def read(self, x) -> np.ndarray:
+        "Decoded image of item `x`, from the in-memory cache when `cache` > 0 (it keeps up to `cache` images per process)."
+        if not self.cache or not isinstance(x, (str, Path)): return _read(x)
+        key = str(x)
+        if key not in self._cache:
+            if len(self._cache) >= self.cache: self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = _read(x)
+        return self._cache[key]
 
     def __call__(self, b, split_idx=None, **kwargs):
         b = tuple(b) if isinstance(b, (tuple, list)) else (b,)
@@ -77,9 +86,9 @@ def _pad_to(self:SRPairTransform, a, size, name):
 
 def _make_pair(self:SRPairTransform, x, y, train:bool):
     s = self.scale
-    hr = _read(y)
+    hr = self.read(y)
     paired = not (isinstance(x, (str, Path)) and isinstance(y, (str, Path)) and Path(x) == Path(y))
-    lr_full = _read(x) if paired else None
+    lr_full = self.read(x) if paired else None
     if paired and lr_full.shape[:2] != (hr.shape[0] // s, hr.shape[1] // s):
         raise SRWorkError(f"{x}: LR size {lr_full.shape[1]}x{lr_full.shape[0]} does not match HR {y} "
                           f"{hr.shape[1]}x{hr.shape[0]} at scale {s}")
@@ -132,10 +141,10 @@ def lr_matcher(lr_folder, scale:int):
 # %% ../nbs/02_data.ipynb #ba19eb40
 def sr_datablock(scale:int=2, patch_size:int=96, crappifier='bicubic', upsample_input:bool=False, lr_folder=None,
                  valid_pct:float=0.1, valid_size:int|None=None, augment:bool=True, normalize:bool=False,
-                 seed:int=42, splitter=None, get_items=get_image_files) -> DataBlock:
-    "A `DataBlock` of (LR, HR) float `TensorImage` pairs from HR image files."
+                 seed:int=42, splitter=None, get_items=get_image_files, cache:int=0) -> DataBlock:
+    "A `DataBlock` of (LR, HR) float `TensorImage` pairs from HR image files; `cache` decoded images stay in memory."
     crap = _resolve_crappifier(crappifier, scale)
-    pair = SRPairTransform(scale, patch_size, crap, upsample_input, augment, valid_size)
+    pair = SRPairTransform(scale, patch_size, crap, upsample_input, augment, valid_size, cache)
     get_x = lr_matcher(lr_folder, scale) if lr_folder is not None else None
     return DataBlock(blocks=(TransformBlock(), TransformBlock()),
                      get_items=get_items, get_x=get_x, get_y=None,
@@ -156,7 +165,8 @@ def _items(source) -> list:
 
 def sr_dataloaders(source, scale:int=2, patch_size:int=96, bs:int=16, crappifier='bicubic', upsample_input:bool=False,
                    lr_folder=None, valid_pct:float=0.1, valid_size:int|None=None, augment:bool=True,
-                   normalize:bool=False, seed:int=42, num_workers:int|None=None, device=None, splits=None, **kwargs):
+                   normalize:bool=False, seed:int=42, num_workers:int|None=None, device=None, splits=None, cache:int=0,
+                   **kwargs):
     "DataLoaders of (LR, HR) pairs from a folder (or list) of HR images; see `sr_datablock`."
     items = _items(source)
     if lr_folder is not None:                      # every HR file needs its LR partner: say which one lacks it now
@@ -168,13 +178,14 @@ def sr_dataloaders(source, scale:int=2, patch_size:int=96, bs:int=16, crappifier
         idx = np.random.RandomState(seed).permutation(len(items))
         splits = (sorted(idx[n_valid:].tolist()), sorted(idx[:n_valid].tolist()))
     block = sr_datablock(scale, patch_size, crappifier, upsample_input, lr_folder, valid_pct, valid_size, augment,
-                         normalize, seed, splitter=IndexSplitter(splits[1]), get_items=None)
+                         normalize, seed, splitter=IndexSplitter(splits[1]), get_items=None, cache=cache)
     if num_workers is None: num_workers = 0 if len(items) < 64 else min(8, len(os.sched_getaffinity(0)))
     val_bs = 1 if valid_size == 0 else bs
     dls = block.dataloaders(items, bs=bs, val_bs=val_bs, num_workers=num_workers, device=device, **kwargs)
     dls.sr_config = dict(source=items, scale=scale, patch_size=patch_size, bs=bs, crappifier=crappifier,
                          upsample_input=upsample_input, lr_folder=lr_folder, valid_size=valid_size, augment=augment,
-                         normalize=normalize, seed=seed, num_workers=num_workers, device=device, splits=splits, **kwargs)
+                         normalize=normalize, seed=seed, num_workers=num_workers, device=device, splits=splits, cache=cache,
+                         **kwargs)
     return dls
 
 # %% ../nbs/02_data.ipynb #a352f827

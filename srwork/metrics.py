@@ -15,8 +15,8 @@ from .core import SRWorkError, load_image, ImageReadError
 from .crappify import imresize
 
 # %% auto #0
-__all__ = ['rgb_to_y', 'psnr', 'ssim', 'SRMetric', 'PSNR', 'SSIM', 'Bicubic', 'as_upscaler', 'benchmark_pair', 'evaluate',
-           'benchmark_table', 'plot_comparison', 'find_benchmark_set']
+__all__ = ['rgb_to_y', 'psnr', 'ssim', 'SRMetric', 'PSNR', 'SSIM', 'Bicubic', 'learner_io', 'as_upscaler', 'benchmark_pair',
+           'evaluate', 'benchmark_table', 'plot_comparison', 'find_benchmark_set']
 
 # %% ../nbs/03_metrics.ipynb #47a17442
 def _as_batch255(img) -> torch.Tensor:
@@ -136,23 +136,29 @@ class Bicubic:
     def __repr__(self): return f"Bicubic({self.scale})"
 
 # %% ../nbs/03_metrics.ipynb #3f138db2
+def learner_io(learn) -> dict:
+    "What inference needs to know about a fastai Learner: its model, scale, input mode and normalisation."
+    from srwork.data import SRPairTransform
+    dls = getattr(learn, 'dls', None)
+    after_item = getattr(dls, 'after_item', None) or getattr(getattr(dls, 'train', None), 'after_item', None)
+    pair = next((t for t in getattr(after_item, 'fs', []) if isinstance(t, SRPairTransform)), None)
+    norms = [t for t in getattr(getattr(dls, 'after_batch', None), 'fs', []) if isinstance(t, Normalize)]
+    stats = [(torch.as_tensor(n.mean).as_subclass(torch.Tensor).flatten().float(),
+              torch.as_tensor(n.std).as_subclass(torch.Tensor).flatten().float()) for n in norms if n.mean is not None]
+    return dict(model=learn.model, scale=pair.scale if pair else None,
+                upsample_input=bool(pair and pair.upsample_input), norm_stats=stats)
+
 def _learner_upscaler(learn, scale):
     "LR (3, h, w) -> SR with a fastai Learner: upsample when its data does, normalise as its data does."
-    from srwork.data import SRPairTransform
-    model = learn.model.eval()
-    pair = next((t for t in getattr(learn.dls, 'after_item', getattr(learn.dls.train, 'after_item', [])).fs
-                 if isinstance(t, SRPairTransform)), None) if hasattr(learn, 'dls') else None
-    upsample = bool(pair and pair.upsample_input)
-    norms = [t for t in getattr(learn.dls, 'after_batch', []).fs if isinstance(t, Normalize)] if hasattr(learn, 'dls') else []
+    io = learner_io(learn)
+    model = io['model'].eval()
     dev = next(model.parameters()).device
     def up(lr):
-        x = imresize(lr, scale).clamp(0, 1) if upsample else lr
-        x = x[None].to(dev)
-        for n in norms:
-            x = (x - torch.as_tensor(n.mean).as_subclass(torch.Tensor).to(dev).view(1, -1, 1, 1)) / \
-                torch.as_tensor(n.std).as_subclass(torch.Tensor).to(dev).view(1, -1, 1, 1)
+        x = (imresize(lr, scale).clamp(0, 1) if io['upsample_input'] else lr)[None].to(dev)
+        for mean, std in io['norm_stats']: x = (x - mean.to(dev).view(1, -1, 1, 1)) / std.to(dev).view(1, -1, 1, 1)
         with torch.no_grad(): y = model(x).as_subclass(torch.Tensor)
-        return _denormalize(learn, y)[0]
+        for mean, std in reversed(io['norm_stats']): y = y * std.to(dev).view(1, -1, 1, 1) + mean.to(dev).view(1, -1, 1, 1)
+        return y[0]
     return up
 
 def _module_upscaler(model:torch.nn.Module):
