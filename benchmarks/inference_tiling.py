@@ -73,7 +73,7 @@ print(json.dumps(dict(peak=peak, base=base * 1024, shape=list(out.shape))))
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--size', type=int, default=768, help='LR size of the speed-test image')
+    ap.add_argument('--size', type=int, default=512, help='LR size of the speed-test image')
     ap.add_argument('--tile', type=int, default=256)
     ap.add_argument('--batch-size', type=int, default=4)
     ap.add_argument('--reps', type=int, default=2)

@@ -79,50 +79,74 @@ def comparison_panel(images:list, titles:list, height:int=None):
     return panel
 
 # %% ../nbs/90_cli.ipynb #8857251e
-def run_demo(out='runs/demo', data=None, scale:int=2, image:str=None, crop:int=192, quiet:bool=False) -> dict:
-    "Degrade one image of `data` (default: the offline sample set) by `scale`, upscale it, write a before/after panel to `out`."
+def _train_demo_model(files, scale:int, minutes:float, quiet:bool):
+    "The train_budget recipe on `files` for `minutes`: EDSR 8x32 on luma with a bicubic skip."
+    from srwork.data import sr_dataloaders
+    from srwork.edsr import EDSR, YChannel, YL1Loss, _sr_learner, fit_budget
+    items = list(files) * max(1, 400 // len(files))
+    dls = sr_dataloaders(items, scale=scale, patch_size=48 * scale, bs=16, crappifier='bicubic',
+                         splits=(list(range(len(items))), []), cache=len(files), num_workers=0)
+    model = YChannel(EDSR(1, 1, 32, 8, scale, rgb_mean=(0.44,), upsample_skip=True), scale)
+    learn = _sr_learner(dls, model, scale, loss_func=YL1Loss(), metrics=[])
+    if not quiet: print(f"training EDSR-Y 8x32 x{scale} on {len(files)} images for {minutes:g} min ...", flush=True)
+    with learn.no_bar(), learn.no_logging(): tb = fit_budget(learn, minutes, 2e-3)
+    return learn, tb.iters
+
+# %% ../nbs/90_cli.ipynb #8b6a6616
+def run_demo(out='runs/demo', data=None, scale:int=2, image:str=None, minutes:float=2., crop:int=192, quiet:bool=False) -> dict:
+    "Train a small model on `data` (default: the offline sample set) minus one image for `minutes`, upscale that image, report PSNR."
     import numpy as np, torch
-    from srwork.core import sample_images, load_image, save_image
+    from srwork.core import sample_images, load_image, save_image, set_seed
     from srwork.crappify import imresize
     from srwork.metrics import Bicubic, psnr, ssim
+    from srwork.inference import upscale, save_model
     t0 = time.time()
+    set_seed(0)
     folder = sample_images() if data is None else Path(data)
     files = _image_files(folder)
-    src = files[0] if image is None else next((f for f in files if f.name == image or f.stem == image), None)
-    if src is None: raise SRWorkError(f"{folder}: no image named {image!r}")
+    name = image or ('chelsea' if any(f.stem == 'chelsea' for f in files) else files[0].stem)
+    src = next((f for f in files if f.name == name or f.stem == name), None)
+    if src is None: raise SRWorkError(f"{folder}: no image named {name!r}")
     hr = load_image(src)
+    train = [f for f in files if f != src]
+    if not train: raise SRWorkError(f"{folder}: needs at least two images (one to train on, one to upscale)")
     h, w = hr.shape[-2:]
     c = min(crop, h, w) // scale * scale
     top, left = (h - c) // 2, (w - c) // 2
     hr8 = (hr[:, top:top + c, left:left + c].as_subclass(torch.Tensor) * 255).round().clamp(0, 255).to(torch.uint8)
     lr8 = imresize(hr8.permute(1, 2, 0).numpy(), 1 / scale)              # MATLAB bicubic, as benchmark LR is made
     hr, lr = hr8.float() / 255, torch.from_numpy(np.ascontiguousarray(lr8.transpose(2, 0, 1))).float() / 255
-    up = Bicubic(scale)(lr)
-    scores = dict(psnr=psnr(up, hr, scale), ssim=ssim(up, hr, scale))
+    learn, iters = _train_demo_model(train, scale, minutes, quiet)
+    sr, bic = upscale(learn, lr, device='cpu'), Bicubic(scale)(lr)
+    scores = {k: dict(psnr=psnr(t, hr, scale), ssim=ssim(t, hr, scale)) for k, t in [('model', sr), ('bicubic', bic)]}
     out = Path(out)
-    panel = comparison_panel([lr, up, hr], [f'LR (1/{scale})', f"bicubic x{scale} {scores['psnr']:.2f} dB", 'original'], height=c)
-    paths = dict(panel=save_image(panel, out/'demo_comparison.png'), lr=save_image(lr, out/'demo_lr.png'),
-                 bicubic=save_image(up, out/'demo_bicubic.png'))
+    panel = comparison_panel([lr, bic, sr, hr], [f'LR (1/{scale})', f"bicubic {scores['bicubic']['psnr']:.2f} dB",
+                                                 f"EDSR {scores['model']['psnr']:.2f} dB", 'original'], height=c)
+    paths = dict(panel=save_image(panel, out/'demo_comparison.png'), upscaled=save_image(sr, out/'demo_upscaled.png'),
+                 lr=save_image(lr, out/'demo_lr.png'), model=save_model(learn, out/'model.safetensors'))
     if not quiet:
-        print(f"image: {src} ({w}x{h}), centre crop {c}x{c}, scale x{scale}")
-        print(f"bicubic x{scale}: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} (Y channel, border {scale})")
+        print(f"trained {iters} iterations; upscaled {src.name} (centre crop {c}x{c}, x{scale}, held out of training)")
+        for k in ('model', 'bicubic'):
+            print(f"{'EDSR' if k == 'model' else 'bicubic':>8}: PSNR {scores[k]['psnr']:.2f} dB, SSIM {scores[k]['ssim']:.4f}")
+        print(f"({'Y channel'}, border {scale}; gain over bicubic {scores['model']['psnr'] - scores['bicubic']['psnr']:+.2f} dB)")
         for k, p in paths.items(): print(f"{k:>8}: {p}")
-        print(f"done in {time.time() - t0:.1f}s")
-    return dict(paths, source=src, seconds=time.time() - t0, **scores)
+        print(f"done in {time.time() - t0:.0f}s")
+    return dict(paths, source=src, seconds=time.time() - t0, iterations=iters, **scores)
 
-# %% ../nbs/90_cli.ipynb #8b6a6616
-@subcommand('demo', help="Main job: on the offline sample set, degrade an image and write a before/after comparison.")
+# %% ../nbs/90_cli.ipynb #3c04f432
+@subcommand('demo', help="Main job: train a small model on the offline sample set for a few minutes, upscale a held-out image, report PSNR.")
 def _demo_arguments(p):
     p.add_argument('-o', '--out', default='runs/demo', help='output folder (default: runs/demo)')
     p.add_argument('--data', default=None, help='folder of HR images (default: the offline sample set)')
     p.add_argument('--scale', type=int, default=2, choices=[2, 3, 4], help='upscaling factor (default: 2)')
-    p.add_argument('--image', default=None, help='file name (or stem) of the image to show (default: the first)')
+    p.add_argument('--image', default=None, help='file name (or stem) of the image to hold out and upscale (default: chelsea)')
+    p.add_argument('--minutes', type=float, default=2., help='training time budget in minutes (default: 2)')
     def run(a):
-        run_demo(a.out, a.data, a.scale, a.image)
+        run_demo(a.out, a.data, a.scale, a.image, a.minutes)
         return 0
     return run
 
-# %% ../nbs/90_cli.ipynb #6f698094
+# %% ../nbs/90_cli.ipynb #f09767e3
 def run_bench(data, scales=(2, 3, 4), models=(), y_channel:bool=True, bicubic:bool=True, csv=None):
     "Print (and return) the benchmark table of bicubic and `models` on `data` folders or dataset names."
     import pandas as pd
@@ -153,7 +177,7 @@ def _bench_arguments(p):
         return 0
     return run
 
-# %% ../nbs/90_cli.ipynb #7215fe55
+# %% ../nbs/90_cli.ipynb #bdaa7bee
 def _expand_inputs(inputs) -> list[tuple[Path, Path]]:
     "(file, relative output name) for files, folders (recursive) and glob patterns."
     import glob
@@ -170,7 +194,7 @@ def _expand_inputs(inputs) -> list[tuple[Path, Path]]:
     if not out: raise SRWorkError("no input images found")
     return out
 
-# %% ../nbs/90_cli.ipynb #bdaa7bee
+# %% ../nbs/90_cli.ipynb #bd5f406f
 def run_upscale(inputs, model, out, tile:int=256, tile_pad:int=None, batch_size:int=4, device=None, half:bool=False,
                 suffix:str='', quiet:bool=False) -> dict:
     "Upscale every image of `inputs` with `model` into folder `out`; returns {'done': [...], 'failed': [(path, reason)]}."
@@ -215,6 +239,6 @@ def _upscale_arguments(p):
         return 1 if res['failed'] else 0
     return run
 
-# %% ../nbs/90_cli.ipynb #43820057
+# %% ../nbs/90_cli.ipynb #9110c87e
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

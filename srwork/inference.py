@@ -85,10 +85,12 @@ def receptive_field(model, size:int=96, max_size:int=512) -> int:
 # %% ../nbs/08_inference.ipynb #e1d16b33
 def tile_windows(n:int, tile:int, pad:int) -> list[tuple]:
     "(core start, core end, window start, window end) along an axis of length `n`; all windows the same size."
-    w = min(n, tile + 2 * pad)
+    k = 1 if tile + 2 * pad >= n else math.ceil(n / tile)     # one window if a padded tile covers the axis
+    core = math.ceil(n / k)                                     # balanced cores: least total window area
+    w = min(n, core + 2 * pad)
     out = []
-    for c0 in range(0, n, tile):
-        c1 = min(n, c0 + tile)
+    for c0 in range(0, n, core):
+        c1 = min(n, c0 + core)
         s = min(max(c0 - pad, 0), n - w)
         out.append((c0, c1, s, s + w))
     return out

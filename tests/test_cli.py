@@ -37,14 +37,22 @@ def test_unknown_command():
 
 
 def test_demo_on_sample_set(tmp_path):
-    r = srwork_cli('demo', '-o', tmp_path / 'out', '--scale', '3', env_extra={'SRWORK_DATA': str(tmp_path / 'data')})
+    r = srwork_cli('demo', '-o', tmp_path / 'out', '--scale', '3', '--minutes', '0.1',
+                   env_extra={'SRWORK_DATA': str(tmp_path / 'data')})
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == ''   # no warnings leak to the user
     panel = Image.open(tmp_path / 'out' / 'demo_comparison.png')
-    assert panel.mode == 'RGB' and panel.width > 2 * panel.height
-    lr, bic = Image.open(tmp_path / 'out' / 'demo_lr.png'), Image.open(tmp_path / 'out' / 'demo_bicubic.png')
-    assert bic.width == 3 * lr.width and bic.height == 3 * lr.height
+    assert panel.mode == 'RGB' and panel.width > 3 * panel.height
+    lr, up = Image.open(tmp_path / 'out' / 'demo_lr.png'), Image.open(tmp_path / 'out' / 'demo_upscaled.png')
+    assert up.width == 3 * lr.width and up.height == 3 * lr.height
+    assert (tmp_path / 'out' / 'model.safetensors').stat().st_size > 10_000
+    assert 'EDSR: PSNR' in r.stdout and 'bicubic: PSNR' in r.stdout and 'held out of training' in r.stdout
     assert len(list((tmp_path / 'data' / 'samples').iterdir())) == 9
+    # the model it wrote upscales files with `srwork upscale`
+    r2 = srwork_cli('upscale', tmp_path / 'out' / 'demo_lr.png', '-m', tmp_path / 'out' / 'model.safetensors',
+                    '-o', tmp_path / 'up')
+    assert r2.returncode == 0, r2.stderr
+    assert Image.open(tmp_path / 'up' / 'demo_lr.png').size == up.size
 
 
 def test_demo_errors_are_one_line(tmp_path):
@@ -60,7 +68,7 @@ def test_demo_errors_are_one_line(tmp_path):
 def test_demo_reports_broken_image_by_name(tmp_path):
     d = tmp_path / 'imgs'; d.mkdir()
     (d / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
-    r = srwork_cli('demo', '--data', d, '-o', tmp_path / 'out')
+    r = srwork_cli('demo', '--data', d, '-o', tmp_path / 'out', '--image', 'broken')
     assert r.returncode == 1 and str(d / 'broken.png') in r.stderr and 'Traceback' not in r.stderr
 
 
