@@ -207,13 +207,18 @@ def run_upscale(inputs, model, out, tile:int=256, tile_pad:int=None, batch_size:
     dtype = (torch.float16 if dev.type == 'cuda' else torch.bfloat16) if half else None
     out = Path(out)
     done, failed = [], []
+    interactive = sys.stderr.isatty() and not quiet
+    if interactive and len(files) > 1:
+        from fastprogress.fastprogress import progress_bar
+        files = progress_bar(files)
     for f, rel in files:
         dest = out/rel.with_name(rel.stem + suffix + rel.suffix)
         try:
             if dest.exists() and dest.resolve() == f.resolve():
                 raise SRWorkError(f"{f}: refusing to overwrite the input (choose another -o or a --suffix)")
             t0 = time.time()
-            res = upscale(up, f, tile=tile, tile_pad=tile_pad, batch_size=batch_size, device=dev, dtype=dtype)
+            res = upscale(up, f, tile=tile, tile_pad=tile_pad, batch_size=batch_size, device=dev, dtype=dtype,
+                          progress=interactive)
             save_image(res, dest)
             done.append(dest)
             if not quiet: print(f"{f} -> {dest} ({res.shape[-1]}x{res.shape[-2]}, {time.time() - t0:.1f}s)")

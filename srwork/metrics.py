@@ -148,31 +148,13 @@ def learner_io(learn) -> dict:
     return dict(model=learn.model, scale=pair.scale if pair else None,
                 upsample_input=bool(pair and pair.upsample_input), norm_stats=stats)
 
-def _learner_upscaler(learn, scale):
-    "LR (3, h, w) -> SR with a fastai Learner: upsample when its data does, normalise as its data does."
-    io = learner_io(learn)
-    model = io['model'].eval()
-    dev = next(model.parameters()).device
-    def up(lr):
-        x = (imresize(lr, scale).clamp(0, 1) if io['upsample_input'] else lr)[None].to(dev)
-        for mean, std in io['norm_stats']: x = (x - mean.to(dev).view(1, -1, 1, 1)) / std.to(dev).view(1, -1, 1, 1)
-        with torch.no_grad(): y = model(x).as_subclass(torch.Tensor)
-        for mean, std in reversed(io['norm_stats']): y = y * std.to(dev).view(1, -1, 1, 1) + mean.to(dev).view(1, -1, 1, 1)
-        return y[0]
-    return up
-
-def _module_upscaler(model:torch.nn.Module):
-    model = model.eval()
-    dev = next(model.parameters()).device
-    def up(lr):
-        with torch.no_grad(): return model(lr[None].to(dev)).as_subclass(torch.Tensor)[0]
-    return up
-
-def as_upscaler(upscaler, scale:int):
+def as_upscaler(upscaler, scale:int, tile:int|None=512):
     "A function `(3, h, w) LR in [0, 1] -> (3, H, W) SR` from a Learner, `nn.Module`, function or `Bicubic`."
     if hasattr(upscaler, 'for_scale'): return upscaler.for_scale(scale)
-    if hasattr(upscaler, 'model') and hasattr(upscaler, 'dls'): return _learner_upscaler(upscaler, scale)
-    if isinstance(upscaler, torch.nn.Module): return _module_upscaler(upscaler)
+    if isinstance(upscaler, torch.nn.Module) or (hasattr(upscaler, 'model') and hasattr(upscaler, 'dls')):
+        from srwork.inference import Upscaler, upscale_tensor     # tiled, exact: padding = the receptive field
+        up = Upscaler.from_any(upscaler, scale)
+        return lambda lr: upscale_tensor(up, lr[None].float().cpu(), tile=tile)[0]
     if callable(upscaler): return upscaler
     raise SRWorkError(f"can't evaluate a {type(upscaler).__name__}: give a Learner, nn.Module or function")
 
@@ -203,11 +185,11 @@ def _image_list(source) -> tuple[str, list]:
     if not files: raise SRWorkError(f"{p}: no image files found")
     return p.name, files
 
-def evaluate(upscaler, source, scale:int, y_channel:bool=True, crop_border:int=None, progress:bool=False):
-    "Per-image PSNR/SSIM (and a final 'mean' row) of `upscaler` on the HR images of `source` at `scale`."
+def evaluate(upscaler, source, scale:int, y_channel:bool=True, crop_border:int=None, progress:bool=False, tile:int|None=512):
+    "Per-image PSNR/SSIM (and a final 'mean' row) of `upscaler` on the HR images of `source` at `scale`; models run tiled (`tile` LR px)."
     import pandas as pd
     name, files = _image_list(source)
-    up = as_upscaler(upscaler, scale)
+    up = as_upscaler(upscaler, scale, tile)
     crop = scale if crop_border is None else crop_border
     rows = []
     for f in files:

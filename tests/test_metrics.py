@@ -158,6 +158,8 @@ def test_evaluate_kinds_of_upscaler(hr_dir):
         def forward(self, x): return imresize(x, 2) + self.w
     mod = evaluate(Up(), hr_dir, 2)
     assert mod.psnr.iloc[-1] == pytest.approx(bic.psnr.iloc[-1], abs=0.05)
+    tiled = evaluate(Up(), hr_dir, 2, tile=8)              # models run tiled: same numbers as whole-image
+    assert np.allclose(tiled.psnr, evaluate(Up(), hr_dir, 2, tile=None).psnr, atol=1e-6)
     fn = evaluate(lambda lr: lr.repeat_interleave(2, -1).repeat_interleave(2, -2), hr_dir, 2)
     assert fn.psnr.iloc[-1] < bic.psnr.iloc[-1]
 
