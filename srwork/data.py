@@ -62,6 +62,10 @@ class SRPairTransform(ItemTransform):
             self._cache[key] = _read(x)
         return self._cache[key]
 
+    def __getstate__(self):
+        "Pickles (`learn.export()`, spawned workers) never carry the image cache."
+        return {**self.__dict__, '_cache': {}}
+
     def __call__(self, b, split_idx=None, **kwargs):
         b = tuple(b) if isinstance(b, (tuple, list)) else (b,)
         if len(b) == 1: return (self.prepare_input(b[0]),)      # inference: the item is the LR input

@@ -157,3 +157,15 @@ def test_worker_processes(hr_folder):
     dls = sr_dataloaders(hr_folder, scale=2, patch_size=32, bs=2, valid_pct=0, num_workers=2, crappifier='restoration')
     shapes = [(tuple(x.shape), tuple(y.shape)) for x, y in dls.train]
     assert shapes == [((2, 3, 16, 16), (2, 3, 32, 32))] * 3
+
+
+def test_image_cache_is_not_pickled(hr_folder):
+    import pickle
+    from srwork.data import SRPairTransform
+    dls = sr_dataloaders(hr_folder, scale=2, patch_size=32, bs=2, valid_pct=0, cache=10)
+    dls.one_batch()
+    pair = next(t for t in dls.train.after_item.fs if isinstance(t, SRPairTransform))
+    assert len(pair._cache) > 0                               # images are cached in memory...
+    clone = pickle.loads(pickle.dumps(pair))
+    assert clone._cache == {} and clone.cache == 10           # ...but an export does not carry them
+    assert len(pickle.dumps(pair)) < 100_000
