@@ -95,10 +95,8 @@ def _train_demo_model(files, scale:int, minutes:float, quiet:bool):
 # %% ../nbs/90_cli.ipynb #8b6a6616
 def run_demo(out='runs/demo', data=None, scale:int=2, image:str=None, minutes:float=2., crop:int=192, quiet:bool=False) -> dict:
     "Train a small model on `data` (default: the offline sample set) minus one image for `minutes`, upscale that image, report PSNR."
-    import numpy as np, torch
     from srwork.core import sample_images, load_image, save_image, set_seed
-    from srwork.crappify import imresize
-    from srwork.metrics import Bicubic, psnr, ssim
+    from srwork.metrics import Bicubic, bicubic_lr, psnr, ssim
     from srwork.inference import upscale, save_model
     t0 = time.time()
     set_seed(0)
@@ -113,9 +111,7 @@ def run_demo(out='runs/demo', data=None, scale:int=2, image:str=None, minutes:fl
     h, w = hr.shape[-2:]
     c = min(crop, h, w) // scale * scale
     top, left = (h - c) // 2, (w - c) // 2
-    hr8 = (hr[:, top:top + c, left:left + c].as_subclass(torch.Tensor) * 255).round().clamp(0, 255).to(torch.uint8)
-    lr8 = imresize(hr8.permute(1, 2, 0).numpy(), 1 / scale)              # MATLAB bicubic, as benchmark LR is made
-    hr, lr = hr8.float() / 255, torch.from_numpy(np.ascontiguousarray(lr8.transpose(2, 0, 1))).float() / 255
+    hr, lr = bicubic_lr(hr[:, top:top + c, left:left + c], scale)     # the benchmark protocol: 8-bit, MATLAB bicubic
     learn, iters = _train_demo_model(train, scale, minutes, quiet)
     sr, bic = upscale(learn, lr, device='cpu'), Bicubic(scale)(lr)
     scores = {k: dict(psnr=psnr(t, hr, scale), ssim=ssim(t, hr, scale)) for k, t in [('model', sr), ('bicubic', bic)]}

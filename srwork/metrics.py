@@ -15,8 +15,8 @@ from .core import SRWorkError, load_image, ImageReadError
 from .crappify import imresize
 
 # %% auto #0
-__all__ = ['rgb_to_y', 'psnr', 'ssim', 'SRMetric', 'PSNR', 'SSIM', 'Bicubic', 'learner_io', 'as_upscaler', 'benchmark_pair',
-           'evaluate', 'benchmark_table', 'plot_comparison', 'find_benchmark_set']
+__all__ = ['rgb_to_y', 'psnr', 'ssim', 'norm_stats', 'SRMetric', 'PSNR', 'SSIM', 'Bicubic', 'learner_io', 'as_upscaler',
+           'bicubic_lr', 'benchmark_pair', 'evaluate', 'benchmark_table', 'plot_comparison', 'find_benchmark_set']
 
 # %% ../nbs/03_metrics.ipynb #47a17442
 def _as_batch255(img) -> torch.Tensor:
@@ -95,15 +95,18 @@ def ssim(sr, hr, crop_border:int=0, y_channel:bool=True):
 from fastai.metrics import Metric
 from fastai.data.transforms import Normalize
 
+def norm_stats(dls) -> list:
+    "(mean, std) of every `Normalize` in the loaders' `after_batch`, as plain float tensors, in order."
+    return [(torch.as_tensor(t.mean).as_subclass(torch.Tensor).flatten().float(),
+             torch.as_tensor(t.std).as_subclass(torch.Tensor).flatten().float())
+            for t in getattr(getattr(dls, 'after_batch', None), 'fs', [])
+            if isinstance(t, Normalize) and getattr(t, 'mean', None) is not None]
+
 def _denormalize(learn, t):
     "Undo any `Normalize` in the loaders' `after_batch` (a plain tensor comes back)."
     t = t.as_subclass(torch.Tensor) if isinstance(t, torch.Tensor) else t
-    dls = getattr(learn, 'dls', None)
-    for tfm in getattr(getattr(dls, 'after_batch', None), 'fs', []):
-        if isinstance(tfm, Normalize) and getattr(tfm, 'mean', None) is not None:
-            mean = torch.as_tensor(tfm.mean).as_subclass(torch.Tensor).to(t.device, t.dtype).view(1, -1, 1, 1)
-            std = torch.as_tensor(tfm.std).as_subclass(torch.Tensor).to(t.device, t.dtype).view(1, -1, 1, 1)
-            t = t * std + mean
+    for mean, std in reversed(norm_stats(getattr(learn, 'dls', None))):
+        t = t * std.to(t).view(1, -1, 1, 1) + mean.to(t).view(1, -1, 1, 1)
     return t
 
 class SRMetric(Metric):
@@ -142,11 +145,8 @@ def learner_io(learn) -> dict:
     dls = getattr(learn, 'dls', None)
     after_item = getattr(dls, 'after_item', None) or getattr(getattr(dls, 'train', None), 'after_item', None)
     pair = next((t for t in getattr(after_item, 'fs', []) if isinstance(t, SRPairTransform)), None)
-    norms = [t for t in getattr(getattr(dls, 'after_batch', None), 'fs', []) if isinstance(t, Normalize)]
-    stats = [(torch.as_tensor(n.mean).as_subclass(torch.Tensor).flatten().float(),
-              torch.as_tensor(n.std).as_subclass(torch.Tensor).flatten().float()) for n in norms if n.mean is not None]
     return dict(model=learn.model, scale=pair.scale if pair else None,
-                upsample_input=bool(pair and pair.upsample_input), norm_stats=stats)
+                upsample_input=bool(pair and pair.upsample_input), norm_stats=norm_stats(dls))
 
 def as_upscaler(upscaler, scale:int, tile:int|None=512):
     "A function `(3, h, w) LR in [0, 1] -> (3, H, W) SR` from a Learner, `nn.Module`, function or `Bicubic`."
@@ -159,14 +159,17 @@ def as_upscaler(upscaler, scale:int, tile:int|None=512):
     raise SRWorkError(f"can't evaluate a {type(upscaler).__name__}: give a Learner, nn.Module or function")
 
 # %% ../nbs/03_metrics.ipynb #6b4022c3
+def bicubic_lr(hr:torch.Tensor, scale:int):
+    "The benchmark protocol on a (3, H, W) image in [0, 1]: 8-bit HR cropped to a multiple of `scale`, and its MATLAB-bicubic LR."
+    h, w = hr.shape[-2:]
+    hr8 = _as_batch255(hr[:, :h // scale * scale, :w // scale * scale].as_subclass(torch.Tensor))[0]
+    lr8 = imresize(hr8.permute(1, 2, 0).numpy().astype(np.uint8), 1 / scale)     # uint8 in, uint8 out, like MATLAB
+    return (hr8 / 255).float(), torch.from_numpy(np.ascontiguousarray(lr8.transpose(2, 0, 1))).float() / 255
+
 def benchmark_pair(path, scale:int):
     "HR (cropped to a multiple of `scale`) and its MATLAB-bicubic LR, as float (3, H, W) tensors of 8-bit values, plus whether the source is grey."
     img = load_image(path)
-    h, w = img.shape[-2:]
-    hr8 = _as_batch255(img[:, :h // scale * scale, :w // scale * scale].as_subclass(torch.Tensor))[0]
-    lr8 = imresize(hr8.permute(1, 2, 0).numpy().astype(np.uint8), 1 / scale)     # uint8 in, uint8 out, like MATLAB
-    lr = torch.from_numpy(np.ascontiguousarray(lr8.transpose(2, 0, 1))).float() / 255
-    return (hr8 / 255).float(), lr, img.meta.grey
+    return (*bicubic_lr(img, scale), img.meta.grey)
 
 # %% ../nbs/03_metrics.ipynb #a919e6c7
 def _grey(t:torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from srwork.core import (ImageNotFoundError, ImageReadError, SRWorkError, atomic_write_bytes, load_image,
                          sample_images, save_image, SAMPLE_IMAGES)
@@ -167,7 +167,7 @@ def test_exif_orientation_applied(tmp_path, orientation):
     im = Image.fromarray(a)
     exif = Image.Exif(); exif[0x0112] = orientation
     im.save(tmp_path / 'o.png', exif=exif.tobytes())
-    expected = np.asarray(__import__('PIL.ImageOps', fromlist=['x']).exif_transpose(Image.open(tmp_path / 'o.png')))
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / 'o.png')))
     img = load_image(tmp_path / 'o.png')
     assert img.meta.orientation == orientation
     got = np.round(img.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
