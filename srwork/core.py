@@ -18,7 +18,7 @@ from fastai.torch_core import TensorImage
 
 # %% auto #0
 __all__ = ['SAMPLE_IMAGES', 'SRWorkError', 'ImageReadError', 'ImageNotFoundError', 'data_path', 'set_seed', 'ImageMeta',
-           'load_image', 'atomic_write_bytes', 'save_image', 'sample_images']
+           'load_image', 'atomic_write_bytes', 'save_image', 'torchvision_weights', 'sample_images']
 
 # %% ../nbs/00_core.ipynb #eb75b8bd
 class SRWorkError(Exception):
@@ -297,6 +297,24 @@ def save_image(img, path, like=None, alpha=None, overwrite_source:bool=False, **
     return atomic_write_bytes(path, data)
 
 # %% ../nbs/00_core.ipynb #533a402c
+def torchvision_weights(arch, purpose:str='') -> dict:
+    "ImageNet state dict of torchvision builder `arch` (function or name, e.g. 'resnet34'), from torch's cache or downloaded."
+    import torchvision
+    from torchvision.models import get_model_weights
+    builder = getattr(torchvision.models, arch) if isinstance(arch, str) else arch
+    name = getattr(builder, '__name__', str(arch))
+    try: weights = get_model_weights(builder).DEFAULT
+    except Exception: raise SRWorkError(f"{name} has no torchvision ImageNet weights; pass pretrained=False") from None
+    url = weights.url
+    cache = Path(torch.hub.get_dir())/'checkpoints'
+    fname = url.rsplit('/', 1)[-1]
+    try: return torch.hub.load_state_dict_from_url(url, model_dir=str(cache), progress=False, weights_only=True)
+    except Exception as e:
+        raise SRWorkError(f"the ImageNet weights of {name}{' for ' + purpose if purpose else ''} are not available: {fname} is not in "
+                          f"{cache} and downloading {url} failed ({type(e).__name__}: {e}). Copy {fname} into {cache} "
+                          f"(or point TORCH_HOME at a cache that has it), or pass pretrained=False to start from random weights") from None
+
+# %% ../nbs/00_core.ipynb #c08e0d5b
 SAMPLE_IMAGES = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'motorcycle_left.png',
                  'motorcycle_right.png', 'hubble_deep_field.jpg', 'ihc.png', 'retina.jpg')
 

@@ -70,7 +70,9 @@ class SRPairTransform(ItemTransform):
         b = tuple(b) if isinstance(b, (tuple, list)) else (b,)
         if len(b) == 1: return (self.prepare_input(b[0]),)      # inference: the item is the LR input
         return self.make_pair(*b, train=split_idx == 0)
-    def decode(self, b, **kwargs): return b
+    def decode(self, b, **kwargs):
+        "Decoded (shown, predicted) images are clipped to [0, 1]: a model's output may overshoot a little."
+        return tuple(t.clamp(0, 1) if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in b) if isinstance(b, tuple) else b
 
     def prepare_input(self, x) -> TensorImage:
         "An LR image as the model takes it: quantised to 8 bits, upsampled by `scale` for the U-Net."

@@ -224,7 +224,8 @@ def _to_pil(t:torch.Tensor, mode:str) -> Image.Image:
 # %% ../nbs/08_inference.ipynb #43cb5cff
 def _architectures() -> dict:
     from srwork.edsr import EDSR, MSRResNet
-    return {'EDSR': EDSR, 'MSRResNet': MSRResNet}
+    from srwork.unet import sr_unet
+    return {'EDSR': EDSR, 'MSRResNet': MSRResNet, 'SRUnet': lambda encoder, **cfg: sr_unet(encoder, **cfg)}
 
 def build_model(config:dict) -> nn.Module:
     "An untrained srwork model from its `config` dict (as stored by `save_model`)."
