@@ -138,6 +138,17 @@ def _edsr_official_to_basicsr(sd:dict) -> dict:
         out[k2] = v
     return out
 
+def _esrgan_official_to_basicsr(sd:dict) -> dict:
+    "Rename the original ESRGAN release's RRDBNet keys (`RRDB_trunk.N.RDB1`, `trunk_conv`, `upconv1`, `HRconv`) to BasicSR's."
+    import re
+    subs = [(r'^RRDB_trunk\.(\d+)\.RDB(\d)\.', r'body.\1.rdb\2.'), (r'^trunk_conv\.', 'conv_body.'),
+            (r'^upconv1\.', 'conv_up1.'), (r'^upconv2\.', 'conv_up2.'), (r'^HRconv\.', 'conv_hr.')]
+    out = {}
+    for k, v in sd.items():
+        for a, b in subs: k = re.sub(a, b, k)
+        out[k] = v
+    return out
+
 def read_state_dict(path, key:str=None) -> dict:
     "A state dict from a weight file: unwraps `params_ema`/`params`/`state_dict` (or `key`) and `module.` prefixes."
     p = Path(path)
@@ -153,6 +164,7 @@ def read_state_dict(path, key:str=None) -> dict:
         raise SRWorkError(f"{p}: does not hold a state dict of tensors")
     sd = {(k[7:] if k.startswith('module.') else k): v for k, v in obj.items()}
     if any(k.startswith('head.0.') for k in sd) and any(k.startswith('tail.') for k in sd): sd = _edsr_official_to_basicsr(sd)
+    if any(k.startswith('RRDB_trunk.') for k in sd): sd = _esrgan_official_to_basicsr(sd)
     return sd
 
 def load_pretrained(model:nn.Module, path, strict:bool=True, key:str=None) -> nn.Module:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from PIL import Image
 
 from .core import SRWorkError, ImageMeta, load_image, save_image, _as_chw
@@ -17,10 +18,17 @@ from .crappify import imresize
 from .metrics import learner_io
 
 # %% auto #0
-__all__ = ['Upscaler', 'receptive_field', 'tile_windows', 'upscale_tensor', 'upscale', 'build_model', 'save_model', 'load_model',
-           'export_onnx', 'onnx_session', 'onnx_max_diff', 'quantize_onnx', 'onnx_upscaler']
+__all__ = ['pad_to_multiple', 'Upscaler', 'receptive_field', 'tile_windows', 'upscale_tensor', 'upscale', 'build_model',
+           'save_model', 'load_model', 'export_onnx', 'onnx_session', 'onnx_max_diff', 'quantize_onnx', 'onnx_upscaler']
 
 # %% ../nbs/08_inference.ipynb #c6bb628e
+def pad_to_multiple(x:torch.Tensor, m:int) -> torch.Tensor:
+    "Reflect-pad (replicate for tiny inputs) the bottom and right of an (N, C, H, W) batch to multiples of `m`."
+    H, W = x.shape[-2:]
+    ph, pw = -H % m, -W % m
+    if not (ph or pw): return x
+    return F.pad(x, (0, pw, 0, ph), mode='reflect' if ph < H and pw < W else 'replicate')
+
 class Upscaler(nn.Module):
     "An SR model as a function of [0, 1] LR batches: handles input upsampling, normalisation and device."
     def __init__(self, model:nn.Module, scale:int, upsample_input:bool=False, norm_stats=()):
@@ -28,11 +36,15 @@ class Upscaler(nn.Module):
         self.model, self.scale, self.upsample_input = model.eval(), int(scale), upsample_input
         self.norm_stats = [(m.float(), s.float()) for m, s in norm_stats]
         self._rf = None
+        self.multiple = int(getattr(model, 'input_multiple', 1))   # e.g. RRDBNet x2 pixel-unshuffles its input by 2
 
     @property
     def device(self): return next(self.model.parameters()).device
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
+        H, W = x.shape[-2:]
+        if self.multiple > 1 and (H % self.multiple or W % self.multiple):
+            return self(pad_to_multiple(x, self.multiple))[..., :H * self.scale, :W * self.scale]
         if self.upsample_input: x = imresize(x, self.scale).clamp(0, 1)
         for m, s in self.norm_stats: x = (x - m.to(x).view(1, -1, 1, 1)) / s.to(x).view(1, -1, 1, 1)
         y = self.model(x)
@@ -83,10 +95,13 @@ def receptive_field(model, size:int=96, max_size:int=512) -> int:
         size = min(max_size, size * 2)
 
 # %% ../nbs/08_inference.ipynb #e1d16b33
-def tile_windows(n:int, tile:int, pad:int) -> list[tuple]:
-    "(core start, core end, window start, window end) along an axis of length `n`; all windows the same size."
+def tile_windows(n:int, tile:int, pad:int, align:int=1) -> list[tuple]:
+    "(core start, core end, window start, window end) along an axis of length `n`; all windows the same size, starts multiples of `align`."
+    if n % align: raise SRWorkError(f"tile_windows: length {n} is not a multiple of align={align}")
+    up = lambda v: -(-v // align) * align
+    pad = up(pad)
     k = 1 if tile + 2 * pad >= n else math.ceil(n / tile)     # one window if a padded tile covers the axis
-    core = math.ceil(n / k)                                     # balanced cores: least total window area
+    core = up(math.ceil(n / k))                                 # balanced cores: least total window area
     w = min(n, core + 2 * pad)
     out = []
     for c0 in range(0, n, core):
@@ -122,13 +137,15 @@ def upscale_tensor(up:Upscaler, x:torch.Tensor, tile:int|None=256, tile_pad:int|
                    dtype=None, blend:str='crop', progress:bool=False, out_dtype=torch.float32) -> torch.Tensor:
     "Upscale a (1, 3, H, W) CPU tensor in [0, 1] tile by tile; only `batch_size` windows at a time go to the device."
     if blend not in ('crop', 'feather'): raise ValueError("blend must be 'crop' or 'feather'")
-    s, (H, W) = up.scale, x.shape[-2:]
+    s, (H0, W0) = up.scale, x.shape[-2:]
+    x = pad_to_multiple(x, up.multiple)       # windows then start on the model's grid, as in whole-image inference
+    H, W = x.shape[-2:]
     tile = max(H, W) if not tile else int(tile)
     if tile >= max(H, W): tile_pad = 0                     # one window: the whole image, no context needed
     elif tile_pad is None:
         if up._rf is None: up._rf = receptive_field(up)     # measured once per model
         tile_pad = up._rf
-    wy, wx = tile_windows(H, tile, tile_pad), tile_windows(W, tile, tile_pad)
+    wy, wx = tile_windows(H, tile, tile_pad, up.multiple), tile_windows(W, tile, tile_pad, up.multiple)
     wins = [(a, b) for a in wy for b in wx]
     feather = blend == 'feather' and len(wins) > 1
     out = torch.zeros(1, 3, H * s, W * s, dtype=torch.float32 if feather else out_dtype)
@@ -149,7 +166,8 @@ def upscale_tensor(up:Upscaler, x:torch.Tensor, tile:int|None=256, tile_pad:int|
             else:
                 core = yb[i:i + 1, :, (c0 - y0) * s:(c1 - y0) * s, (d0 - x0) * s:(d1 - x0) * s]
                 out[..., c0 * s:c1 * s, d0 * s:d1 * s] = (core * 255).round() if out_dtype == torch.uint8 else core
-    return out / wsum if feather else out
+    out = out / wsum if feather else out
+    return out[..., :H0 * s, :W0 * s] if (H, W) != (H0, W0) else out
 
 # %% ../nbs/08_inference.ipynb #0a76621a
 def _default_device():
@@ -225,7 +243,9 @@ def _to_pil(t:torch.Tensor, mode:str) -> Image.Image:
 def _architectures() -> dict:
     from srwork.edsr import EDSR, MSRResNet
     from srwork.unet import sr_unet
-    return {'EDSR': EDSR, 'MSRResNet': MSRResNet, 'SRUnet': lambda encoder, **cfg: sr_unet(encoder, **cfg)}
+    from srwork.esrgan import RRDBNet, SRGANGenerator
+    return {'EDSR': EDSR, 'MSRResNet': MSRResNet, 'SRUnet': lambda encoder, **cfg: sr_unet(encoder, **cfg),
+            'RRDBNet': RRDBNet, 'SRGANGenerator': SRGANGenerator}
 
 def build_model(config:dict) -> nn.Module:
     "An untrained srwork model from its `config` dict (as stored by `save_model`)."

@@ -19,7 +19,8 @@ from .data import dls_at
 
 # %% auto #0
 __all__ = ['Stage', 'in_test', 'course_v3_stages', 'progressive_stages', 'group_lrs', 'trainable_groups', 'progressive_state',
-           'fit_progressive', 'lean_pickle', 'export_generator']
+           'fit_progressive', 'save_checkpoint', 'EpochCheckpoint', 'resume_checkpoint', 'lean_pickle',
+           'export_generator']
 
 # %% ../nbs/09_training.ipynb #d1ba04f5
 @dataclass
@@ -133,7 +134,40 @@ def fit_progressive(learn:Learner, stages, name:str='progressive', resume:bool=T
         if on_stage is not None: on_stage(i, st, learn)
     return learn
 
-# %% ../nbs/09_training.ipynb #5810ad42
+# %% ../nbs/09_training.ipynb #c7e48d81
+import io
+
+def save_checkpoint(learn:Learner, fname, completed_epoch:int) -> Path:
+    "Model, optimizer, callback states and the last completed epoch of `learn` in one file, written atomically."
+    extra = {type(cb).__name__: cb.checkpoint_state() for cb in learn.cbs if hasattr(cb, 'checkpoint_state')}
+    state = dict(model=learn.model.state_dict(), opt=learn.opt.state_dict() if learn.opt is not None else None,
+                 epoch=int(completed_epoch), extra=extra)
+    buf = io.BytesIO(); torch.save(state, buf)
+    return atomic_write_bytes(fname, buf.getvalue())
+
+class EpochCheckpoint(Callback):
+    "Save model, optimizer and callback states to `fname` after every epoch (atomically)."
+    order = 95
+    def __init__(self, fname): self.fname = Path(fname)
+    def after_epoch(self): save_checkpoint(self.learn, self.fname, self.epoch)
+
+def resume_checkpoint(learn:Learner, fname) -> int:
+    "Restore what `EpochCheckpoint`/`save_checkpoint` saved into `learn`; returns the epoch to resume at."
+    fname = Path(fname)
+    if not fname.is_file(): raise SRWorkError(f"{fname}: no checkpoint to resume from")
+    try: state = torch.load(fname, map_location='cpu', weights_only=False)    # our own file: it holds optimizer state
+    except Exception as e: raise SRWorkError(f"{fname}: unreadable checkpoint ({type(e).__name__}: {e})") from None
+    try: learn.model.load_state_dict(state['model'])
+    except RuntimeError as e: raise SRWorkError(f"{fname}: the checkpoint is for another model: {str(e).splitlines()[0]}") from None
+    if state.get('opt') is not None:
+        if learn.opt is None: learn.create_opt()
+        learn.opt.load_state_dict(state['opt'])
+    for cb in learn.cbs:
+        name = type(cb).__name__
+        if hasattr(cb, 'load_checkpoint_state') and name in state.get('extra', {}): cb.load_checkpoint_state(state['extra'][name])
+    return state['epoch'] + 1
+
+# %% ../nbs/09_training.ipynb #c95461e7
 from contextlib import contextmanager
 
 @contextmanager
@@ -153,21 +187,15 @@ def lean_pickle(model):
         for m, name, w in derived: setattr(m, name, w)
         for hk, st in hooks: hk.stored = st
 
-# %% ../nbs/09_training.ipynb #d1a6d447
+# %% ../nbs/09_training.ipynb #45da7ff1
 def export_generator(learn:Learner, fname='export.pkl') -> Path:
-    "Export `learn` (or its generator, for srwork GAN learners) with a plain L1 loss: no VGG, no critic, no hooks."
-    gen = getattr(learn, 'generator', None)
-    target = Learner(learn.dls, gen, loss_func=L1LossFlat(), metrics=[m for m in learn.metrics if not isinstance(m, LossMetric)],
-                     path=learn.path, model_dir=learn.model_dir) if gen is not None else learn
-    saved = target.loss_func, target.metrics, target.opt, getattr(target, '__stored_args__', {})
-    target.loss_func = L1LossFlat()
-    target.metrics = [m for m in target.metrics if not isinstance(m, LossMetric)]
-    target.__stored_args__ = {k: v for k, v in saved[3].items() if k != 'loss_func'}   # fastai keeps the constructor's loss here too
+    "Export the generator of `learn` in a fresh Learner with a plain L1 loss: no VGG, no critic, no callbacks, no hooks' tensors."
+    model = learn.model.generator if hasattr(learn.model, 'generator') else learn.model     # fastai GANLearner: its generator
+    lean = Learner(learn.dls, model, loss_func=L1LossFlat(), metrics=[m for m in learn.metrics if not isinstance(m, LossMetric)],
+                   path=learn.path, model_dir=learn.model_dir)
     fname = Path(fname)
-    path = fname if fname.is_absolute() else target.path/fname
+    path = fname if fname.is_absolute() else learn.path/fname
     tmp = path.with_name(f'.{path.name}.tmp')
-    try:
-        with lean_pickle(target.model): target.export(tmp)
-    finally: target.loss_func, target.metrics, target.opt, target.__stored_args__ = saved
+    with lean_pickle(model): lean.export(tmp)
     os.replace(tmp, path)          # atomic: a crash never leaves half a pickle under the final name
     return path
