@@ -4,14 +4,15 @@
 
 # %% ../nbs/90_cli.ipynb #a62673ef
 from __future__ import annotations
-import argparse, sys, time
+import argparse, os, sys, time
 from pathlib import Path
 
 from . import __version__
 from .core import SRWorkError
 
 # %% auto #0
-__all__ = ['subcommand', 'build_parser', 'main', 'comparison_panel', 'run_demo', 'run_bench', 'run_upscale']
+__all__ = ['TRAIN_ARCHS', 'MODEL_SIZES', 'DEFAULT_LR', 'subcommand', 'build_parser', 'main', 'comparison_panel', 'run_demo',
+           'run_bench', 'run_upscale', 'run_train']
 
 # %% ../nbs/90_cli.ipynb #a20b8fa8
 _SUBCOMMANDS: dict = {}
@@ -241,5 +242,258 @@ def _upscale_arguments(p):
     return run
 
 # %% ../nbs/90_cli.ipynb #9110c87e
+TRAIN_ARCHS = ('unet', 'edsr', 'srresnet', 'esrgan', 'srgan')
+MODEL_SIZES = {      # 'full': the papers' models; 'small': for CPUs and quick checks
+    'unet': {'full': dict(arch='resnet34'), 'small': dict(arch='resnet18')},
+    'edsr': {'full': dict(num_feat=64, num_block=16), 'small': dict(num_feat=32, num_block=4)},
+    'srresnet': {'full': dict(num_feat=64, num_block=16), 'small': dict(num_feat=32, num_block=4)},
+    'esrgan': {'full': dict(num_feat=64, num_block=23, num_grow_ch=32), 'small': dict(num_feat=32, num_block=3, num_grow_ch=16)},
+    'srgan': {'full': dict(num_feat=64, num_block=16), 'small': dict(num_feat=32, num_block=4)},
+}
+DEFAULT_LR = {'unet': 1e-3, 'edsr': 1e-3, 'srresnet': 1e-3, 'esrgan': 2e-4, 'srgan': 1e-4}
+
+def _check_train_data(folder:Path, patch:int) -> list[Path]:
+    "Image files of `folder`, each opened and verified; errors name the folder or the file."
+    from PIL import Image
+    files = _image_files(folder)
+    if len(files) < 2: raise SRWorkError(f"{folder}: needs at least 2 images (training and validation), found {len(files)}")
+    sizes = []
+    for f in files:
+        try:
+            with Image.open(f) as im: im.verify()
+            with Image.open(f) as im: sizes.append(im.size)
+        except Exception as e: raise SRWorkError(f"{f}: unreadable image ({type(e).__name__}: {e})") from None
+    big = max(sizes, key=min)
+    if min(big) < patch:
+        raise SRWorkError(f"--patch {patch} is larger than every image in {folder} (the largest is {big[0]}x{big[1]}): use --patch {min(big)} or less")
+    return files
+
+# %% ../nbs/90_cli.ipynb #4fbae154
+def _train_phases(arch:str) -> list[str]: return ['psnr', 'gan'] if arch in ('esrgan', 'srgan') else ['train']
+
+def _make_learner(arch, dls, scale, size, pretrained, phase, generator=None, path=None):
+    from srwork.unet import sr_unet_learner
+    from srwork.edsr import edsr_learner, srresnet_learner
+    from srwork.esrgan import esrgan_learner, srgan_learner
+    kw = MODEL_SIZES[arch][size]
+    try:
+        if arch == 'unet': return sr_unet_learner(dls, kw['arch'], pretrained=pretrained, path=path)
+        if arch == 'edsr': return edsr_learner(dls, scale, **kw, path=path)
+        if arch == 'srresnet': return srresnet_learner(dls, scale, **kw, path=path)
+        make = esrgan_learner if arch == 'esrgan' else srgan_learner
+        return make(dls, scale, phase, generator=generator, pretrained=pretrained, **kw, path=path)
+    except SRWorkError as e:
+        raise SRWorkError(str(e).replace('pass pretrained=False', 'use --no-pretrained')) from None
+
+# %% ../nbs/90_cli.ipynb #7c4dd309
+def _plot_curves(out:Path, phases):
+    "curves.png from the history CSVs: loss and validation PSNR per epoch, one colour per phase; written atomically."
+    import io, pandas as pd, matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from srwork.core import atomic_write_bytes
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    offset = 0
+    for ph in phases:
+        f = out/f'history_{ph}.csv'
+        if not f.is_file(): continue
+        h = pd.read_csv(f)
+        h = h[pd.to_numeric(h['epoch'], errors='coerce').notna()]    # resumed runs append a header line
+        x = range(offset, offset + len(h))
+        a1.plot(x, h['train_loss'].astype(float), label=f'{ph} train'); a1.plot(x, h['valid_loss'].astype(float), '--', label=f'{ph} valid')
+        if 'psnr' in h: a2.plot(x, h['psnr'].astype(float), marker='o', label=ph)
+        offset += len(h)
+    a1.set_xlabel('epoch'); a1.set_ylabel('loss'); a1.legend(fontsize=7)
+    a2.set_xlabel('epoch'); a2.set_ylabel('valid PSNR (dB, Y)'); a2.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90); plt.close(fig)
+    atomic_write_bytes(out/'curves.png', buf.getvalue())
+
+def _history_callback(fname:Path):
+    "Append one CSV row per trained epoch (epochs skipped on resume are not logged), header once, flushed to disk."
+    from fastai.callback.core import Callback
+    class _History(Callback):
+        order = 90
+        def before_fit(self): self._ran = False
+        def before_train(self): self._ran = True
+        def after_epoch(self):
+            if not self._ran: return
+            self._ran = False
+            new = not fname.exists()
+            with open(fname, 'a') as fh:
+                if new: fh.write(','.join(self.recorder.metric_names) + '\n')
+                fh.write(','.join(str(v) for v in self.recorder.log) + '\n')
+                fh.flush(); os.fsync(fh.fileno())
+    return _History()
+
+def _curves_callback(out, phases):
+    from fastai.callback.core import Callback
+    class _Curves(Callback):
+        order = 100        # after CSVLogger has written the epoch
+        def after_epoch(self): _plot_curves(out, phases)
+    return _Curves()
+
+# %% ../nbs/90_cli.ipynb #fa7280ef
+def _state(out:Path) -> dict:
+    import json
+    f = out/'train_state.json'
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+def _save_state(out:Path, state:dict):
+    import json
+    from srwork.core import atomic_write_bytes
+    atomic_write_bytes(out/'train_state.json', json.dumps(state, indent=1, default=str).encode())
+
+def _eval_images(files, crop:int, out:Path) -> list[Path]:
+    "The validation images, or their centre crops of at most `crop` px (lossless PNGs in a temporary folder under `out`)."
+    if not crop: return list(files)
+    import tempfile
+    from srwork.core import load_image, save_image
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix='.eval-'))
+    crops = []
+    for f in files:
+        img = load_image(f)
+        h, w = img.shape[-2:]
+        ch, cw = min(h, crop), min(w, crop)
+        top, left = (h - ch) // 2, (w - cw) // 2
+        crops.append(save_image(img[:, top:top + ch, left:left + cw], tmp/(Path(f).stem + '.png')))
+    return crops
+
+def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet):
+    "Train one phase with per-epoch checkpoints; on Ctrl-C save and re-raise."
+    import torch
+    from srwork.edsr import TimeBudget
+    from srwork.training import EpochCheckpoint, save_checkpoint, resume_checkpoint
+    ck = out/f'checkpoint_{phase}.pth'
+    start, elapsed = 0, 0.
+    if resume and ck.is_file():
+        start = resume_checkpoint(learn, ck)
+        elapsed = torch.load(ck, map_location='cpu', weights_only=False).get('extra', {}).get('TimeBudget', {}).get('elapsed', 0.)
+        if not quiet: print(f"{phase}: resuming from {ck} (epoch {start}{f', {elapsed / 60:.1f} min spent' if minutes else ''})")
+    hist = out/f'history_{phase}.csv'
+    if not (resume and ck.is_file()) and hist.exists(): hist.unlink()      # a fresh run starts a fresh log
+    cbs = [EpochCheckpoint(ck), _history_callback(hist), _curves_callback(out, phases)]
+    tb = TimeBudget(minutes, lr, elapsed=elapsed) if minutes else None
+    try:
+        if tb is not None: learn.fit(10**9, lr, cbs=[tb] + cbs)
+        elif start < epochs: learn.fit_one_cycle(epochs, lr, start_epoch=start, cbs=cbs)
+    except KeyboardInterrupt:
+        save_checkpoint(learn, ck, learn.epoch - 1, extra_cbs=[tb] if tb else [])
+        raise
+    save_checkpoint(learn, ck, (epochs - 1) if tb is None else learn.epoch, extra_cbs=[tb] if tb else [])   # final weights (after EMA)
+
+# %% ../nbs/90_cli.ipynb #0e2dd2d1
+def run_train(arch:str, data, scale:int, out, preset:str='bicubic', patch:int=None, bs:int=None, epochs:int=10,
+              minutes:float=None, lr:float=None, pretrained:bool=True, resume:bool=False, size:str='full',
+              valid_pct:float=0.1, seed:int=42, quiet:bool=False, eval_crop:int=512) -> dict:
+    "Train `arch` on the HR images under `data` at `scale` into folder `out`; see `srwork train --help`."
+    from srwork.core import set_seed
+    from srwork.crappify import crappifier_preset
+    from srwork.data import sr_dataloaders
+    from srwork.metrics import evaluate, Bicubic
+    from srwork.training import export_generator
+    from srwork.inference import save_model
+    # -- everything a user can get wrong, before OUT is touched --
+    if arch not in TRAIN_ARCHS: raise SRWorkError(f"unknown arch {arch!r}: choose from {', '.join(TRAIN_ARCHS)}")
+    if size not in ('full', 'small'): raise SRWorkError(f"unknown model size {size!r}: choose full or small")
+    try: crappifier_preset(preset, scale)
+    except SRWorkError: raise
+    except Exception as e: raise SRWorkError(f"unknown preset {preset!r} ({e})") from None
+    patch = patch or (128 if arch in ('unet', 'esrgan') else 96)
+    bs = bs or 16
+    if patch % scale: raise SRWorkError(f"--patch {patch} is not a multiple of --scale {scale}")
+    if epochs < 1 and not minutes: raise SRWorkError("--epochs must be at least 1")
+    out, data = Path(out), Path(data)
+    files = _check_train_data(data, patch)
+    state = _state(out) if resume else {}
+    if resume and not state: raise SRWorkError(f"{out}: nothing to resume (no train_state.json)")
+    set_seed(seed)
+    dls = sr_dataloaders(files, scale=scale, patch_size=patch, bs=bs, crappifier=preset, upsample_input=arch == 'unet',
+                         normalize=arch == 'unet', valid_pct=valid_pct, valid_size=patch, seed=seed)
+    if len(dls.train) == 0:
+        raise SRWorkError(f"{len(dls.train_ds)} training images with --bs {bs} make no complete batch: use a smaller --bs or more images")
+    phases = _train_phases(arch)
+    learn = _make_learner(arch, dls, scale, size, pretrained, phases[0], path=out)     # builds (and checks) the first model
+    lr = lr or DEFAULT_LR[arch]
+    # -- training --
+    out.mkdir(parents=True, exist_ok=True)
+    config = dict(arch=arch, data=str(data), scale=scale, preset=preset, patch=patch, bs=bs, epochs=epochs, minutes=minutes,
+                  lr=lr, pretrained=pretrained, size=size, valid_pct=valid_pct, seed=seed)
+    if resume and state.get('config', {}).get('arch') not in (None, arch):
+        raise SRWorkError(f"{out}: holds a {state['config']['arch']} run, not {arch}")
+    state = {'config': config, 'done': state.get('done', [])}
+    _save_state(out, state)
+    t0 = time.time()
+    for i, phase in enumerate(phases):
+        if i > 0: learn = _make_learner(arch, dls, scale, size, pretrained, phase, generator=learn.model, path=out)
+        ck = out/f'checkpoint_{phase}.pth'
+        if phase in state['done']:
+            from srwork.training import resume_checkpoint
+            resume_checkpoint(learn, ck)
+            if not quiet: print(f"{phase}: already done, weights from {ck}")
+            continue
+        if not quiet: print(f"{arch} {phase}: x{scale}, preset {preset}, patch {patch}, bs {bs}, "
+                            f"{f'{minutes:g} min' if minutes else f'{epochs} epochs'}, lr {lr:g}", flush=True)
+        phase_lr = lr if phase != 'gan' else min(lr, 1e-4)
+        if quiet:
+            with learn.no_bar(), learn.no_logging(): _run_phase(learn, out, phase, phases, epochs, minutes, phase_lr, resume, quiet)
+        else: _run_phase(learn, out, phase, phases, epochs, minutes, phase_lr, resume, quiet)
+        state['done'].append(phase); _save_state(out, state)
+        if phase == 'gan':
+            from srwork.esrgan import plot_gan
+            import io, matplotlib; matplotlib.use('Agg')
+            from srwork.core import atomic_write_bytes
+            buf = io.BytesIO(); plot_gan(learn).savefig(buf, format='png', dpi=90)
+            atomic_write_bytes(out/'gan_curves.png', buf.getvalue())
+    # -- exports and the final table --
+    paths = dict(pkl=export_generator(learn, out/'model.pkl'), safetensors=save_model(learn, out/'model.safetensors'))
+    valid = _eval_images([dls.valid_ds.items[i] for i in range(len(dls.valid_ds))], eval_crop, out)
+    res, bic = evaluate(learn, valid, scale, tile=1024), evaluate(Bicubic(), valid, scale)
+    if eval_crop:
+        for f in valid: f.unlink()
+        valid[0].parent.rmdir()
+    table = res.rename(columns=lambda c: f'{arch}_{c}').join(bic.rename(columns=lambda c: f'bicubic_{c}'))
+    from srwork.core import atomic_write_bytes
+    atomic_write_bytes(out/'results.csv', table.to_csv().encode())
+    state.update(finished=True, seconds=round(time.time() - t0, 1)); _save_state(out, state)
+    if not quiet:
+        print(table.round(4).to_string())
+        print(f"PSNR/SSIM on the {len(valid)} validation images{f' (centre crops of at most {eval_crop} px)' if eval_crop else ''} "
+              f"(Y channel, border {scale}, MATLAB-bicubic LR)")
+        for k, p in paths.items(): print(f"{k:>12}: {p}")
+    return dict(paths, table=table, out=out)
+
+# %% ../nbs/90_cli.ipynb #f296ec9f
+@subcommand('train', help="Train a learner (unet, edsr, srresnet, esrgan, srgan) on a folder of HR images; checkpoints, resume, exports.")
+def _train_arguments(p):
+    p.add_argument('--arch', required=True, help=f"one of {', '.join(TRAIN_ARCHS)}")
+    p.add_argument('--data', required=True, help='folder of HR images (searched recursively)')
+    p.add_argument('--scale', type=int, default=4, help='upscaling factor: 2, 3 or 4 (default 4)')
+    p.add_argument('--preset', default='bicubic', help="degradation: bicubic, course-v3, restoration, realesrgan (default bicubic)")
+    p.add_argument('--patch', type=int, default=None, help='HR patch size (default 128 for unet/esrgan, 96 otherwise)')
+    p.add_argument('--bs', type=int, default=None, help='batch size (default 16)')
+    p.add_argument('--epochs', type=int, default=10, help='epochs of one-cycle per phase (default 10)')
+    p.add_argument('--minutes', type=float, default=None, help='train each phase for this wall-clock time instead of --epochs')
+    p.add_argument('--lr', type=float, default=None, help='peak learning rate (default per arch)')
+    p.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=True,
+                   help='ImageNet weights for the U-Net encoder and the VGG losses (default: yes; needs them in torch\'s cache offline)')
+    p.add_argument('--size', default='full', help="model size: full (the papers') or small (CPU)")
+    p.add_argument('--valid-pct', type=float, default=0.1, help='fraction of images held out for validation (default 0.1)')
+    p.add_argument('--seed', type=int, default=42)
+    p.add_argument('--eval-crop', type=int, default=512, help='final table on centre crops of at most this size (0: whole images)')
+    p.add_argument('--resume', action='store_true', help='continue the run in OUT from its last checkpoint')
+    p.add_argument('-q', '--quiet', action='store_true')
+    p.add_argument('-o', '--out', required=True, help='output folder')
+    def run(a):
+        try:
+            run_train(a.arch, a.data, a.scale, a.out, a.preset, a.patch, a.bs, a.epochs, a.minutes, a.lr, a.pretrained,
+                      a.resume, a.size, a.valid_pct, a.seed, a.quiet, a.eval_crop)
+        except KeyboardInterrupt:
+            print(f"srwork: interrupted: checkpoint saved in {a.out}; run the same command with --resume to continue", file=sys.stderr)
+            return 130
+        return 0
+    return run
+
+# %% ../nbs/90_cli.ipynb #063bb534
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

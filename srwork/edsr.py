@@ -223,13 +223,14 @@ from fastai.callback.core import Callback, CancelFitException
 class TimeBudget(Callback):
     "Stop training after `minutes`; lr: linear warm-up over `warmup` of the time, then cosine from `lr_max` to `lr_max/div_final`."
     order = 60
-    def __init__(self, minutes:float, lr_max:float, warmup:float=0.02, div_final:float=100.):
+    def __init__(self, minutes:float, lr_max:float, warmup:float=0.02, div_final:float=100., elapsed:float=0.):
         self.budget, self.lr_max, self.warmup, self.div_final = minutes * 60, lr_max, warmup, div_final
+        self.offset = elapsed          # seconds already spent (resuming): the schedule continues where it stopped
     def before_fit(self):
         if len(self.dls.train) == 0:
             raise SRWorkError(f"no training batches: {len(self.dls.train_ds)} training items with batch size {self.dls.train.bs} "
                               "(fastai drops the last incomplete batch): use more images or a smaller batch")
-        self.t0, self.iters = time.perf_counter(), 0
+        self.t0, self.iters = time.perf_counter() - self.offset, 0
     def after_epoch(self):
         if time.perf_counter() - self.t0 >= self.budget: raise CancelFitException()
     def lr_at(self, frac:float) -> float:
@@ -246,10 +247,12 @@ class TimeBudget(Callback):
         if self.training: self.iters += 1
     @property
     def elapsed(self) -> float: return time.perf_counter() - self.t0
+    def checkpoint_state(self) -> dict: return dict(elapsed=self.elapsed)
 
-def fit_budget(learn:Learner, minutes:float, lr_max:float, warmup:float=0.02, div_final:float=100., cbs=None) -> TimeBudget:
+def fit_budget(learn:Learner, minutes:float, lr_max:float, warmup:float=0.02, div_final:float=100., cbs=None,
+               elapsed:float=0.) -> TimeBudget:
     "Train `learn` for `minutes` of wall-clock time with a time-based warm-up + cosine schedule; returns the callback (`.iters`)."
-    tb = TimeBudget(minutes, lr_max, warmup, div_final)
+    tb = TimeBudget(minutes, lr_max, warmup, div_final, elapsed)
     learn.fit(10**9, lr_max, cbs=[tb] + list(cbs or []))
     return tb
 

@@ -137,19 +137,22 @@ def fit_progressive(learn:Learner, stages, name:str='progressive', resume:bool=T
 # %% ../nbs/09_training.ipynb #c7e48d81
 import io
 
-def save_checkpoint(learn:Learner, fname, completed_epoch:int) -> Path:
-    "Model, optimizer, callback states and the last completed epoch of `learn` in one file, written atomically."
-    extra = {type(cb).__name__: cb.checkpoint_state() for cb in learn.cbs if hasattr(cb, 'checkpoint_state')}
+def save_checkpoint(learn:Learner, fname, completed_epoch:int, extra_cbs=()) -> Path:
+    "Model, optimizer, callback states (of `learn.cbs` and `extra_cbs`) and the last completed epoch in one file, atomically."
+    extra = {type(cb).__name__: cb.checkpoint_state() for cb in list(learn.cbs) + list(extra_cbs) if hasattr(cb, 'checkpoint_state')}
     state = dict(model=learn.model.state_dict(), opt=learn.opt.state_dict() if learn.opt is not None else None,
                  epoch=int(completed_epoch), extra=extra)
     buf = io.BytesIO(); torch.save(state, buf)
     return atomic_write_bytes(fname, buf.getvalue())
 
 class EpochCheckpoint(Callback):
-    "Save model, optimizer and callback states to `fname` after every epoch (atomically)."
+    "Save model, optimizer and callback states to `fname` after every epoch that trained (atomically)."
     order = 95
-    def __init__(self, fname): self.fname = Path(fname)
-    def after_epoch(self): save_checkpoint(self.learn, self.fname, self.epoch)
+    def __init__(self, fname): self.fname, self._ran = Path(fname), False
+    def before_train(self): self._ran = True          # epochs skipped by `start_epoch` never get here
+    def after_epoch(self):
+        if self._ran: save_checkpoint(self.learn, self.fname, self.epoch)
+        self._ran = False
 
 def resume_checkpoint(learn:Learner, fname) -> int:
     "Restore what `EpochCheckpoint`/`save_checkpoint` saved into `learn`; returns the epoch to resume at."

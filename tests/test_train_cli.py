@@ -1,0 +1,109 @@
+"`srwork train` end to end in subprocesses: every arch, interrupt and resume, bad input, and the exports through `srwork upscale`."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from srwork.core import sample_images
+
+SRWORK = [sys.executable, '-m', 'srwork.cli']
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    return sample_images(tmp_path_factory.mktemp('hr'))
+
+
+@pytest.fixture(scope='module')
+def lr_image(tmp_path_factory):
+    p = tmp_path_factory.mktemp('lr')/'small.png'
+    Image.open(Path(sample_images(tmp_path_factory.mktemp('s2')))/'chelsea.png').crop((100, 60, 148, 100)).save(p)
+    return p
+
+
+def srwork(*args, timeout=600, **kw):
+    return subprocess.run(SRWORK + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+ARCH_ARGS = {
+    'edsr': ['--scale', 2, '--patch', 48, '--bs', 4],
+    'srresnet': ['--scale', 4, '--patch', 48, '--bs', 4],
+    'unet': ['--scale', 2, '--patch', 32, '--bs', 2, '--no-pretrained'],
+    'esrgan': ['--scale', 4, '--patch', 64, '--bs', 2, '--no-pretrained'],
+    'srgan': ['--scale', 4, '--patch', 64, '--bs', 2, '--no-pretrained'],
+}
+
+
+@pytest.mark.parametrize('arch', list(ARCH_ARGS))
+def test_train_each_arch_and_upscale_with_its_export(arch, data, lr_image, tmp_path):
+    out = tmp_path/arch
+    r = srwork('train', '--arch', arch, '--data', data, *ARCH_ARGS[arch], '--epochs', 1, '--size', 'small', '-o', out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    phases = ['psnr', 'gan'] if arch in ('esrgan', 'srgan') else ['train']
+    for ph in phases:
+        assert (out/f'checkpoint_{ph}.pth').is_file() and (out/f'history_{ph}.csv').is_file()
+    for f in ('model.pkl', 'model.safetensors', 'results.csv', 'curves.png', 'train_state.json'): assert (out/f).is_file(), f
+    if arch in ('esrgan', 'srgan'): assert (out/'gan_curves.png').is_file()
+    state = json.loads((out/'train_state.json').read_text())
+    assert state['finished'] and state['done'] == phases
+    table = pd.read_csv(out/'results.csv', index_col=0)
+    assert {f'{arch}_psnr', 'bicubic_psnr'} <= set(table.columns) and table[f'{arch}_psnr'].notna().all()
+    assert 'validation images' in r.stdout
+    model = out/('model.safetensors' if arch == 'srresnet' else 'model.pkl')
+    u = srwork('upscale', lr_image, '-m', model, '-o', tmp_path/'up', '--tile', 0)
+    assert u.returncode == 0, u.stderr[-2000:]
+    scale = ARCH_ARGS[arch][1]
+    assert Image.open(tmp_path/'up'/'small.png').size == (48 * scale, 40 * scale)
+
+
+def test_interrupt_then_resume(data, tmp_path):
+    out = tmp_path/'run'
+    args = ['train', '--arch', 'edsr', '--data', data, '--scale', 2, '--patch', 48, '--bs', 4, '--epochs', 25, '--size', 'small', '-o', out]
+    p = subprocess.Popen(SRWORK + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (out/'checkpoint_train.pth').exists():
+        assert p.poll() is None, p.communicate()[1][-2000:]
+        assert time.time() - t0 < 300
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    assert 'interrupted' in err and '--resume' in err
+    assert not (out/'model.pkl').exists()                      # no export from an unfinished run
+    import torch
+    epoch = torch.load(out/'checkpoint_train.pth', weights_only=False)['epoch']
+    assert 0 <= epoch < 24
+    r = subprocess.run(SRWORK + [str(a) for a in args] + ['--resume'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f'resuming from' in r.stdout
+    hist = pd.read_csv(out/'history_train.csv')
+    epochs = pd.to_numeric(hist['epoch'], errors='coerce').dropna().astype(int)
+    assert sorted(set(epochs)) == list(range(25))              # every epoch once or (the interrupted one) twice
+    assert epochs.iloc[-1] == 24 and (out/'model.pkl').is_file()
+    assert torch.load(out/'checkpoint_train.pth', weights_only=False)['epoch'] == 24
+
+
+def test_bad_input_one_line_errors_and_nothing_written(data, tmp_path):
+    empty = tmp_path/'empty'; empty.mkdir()
+    broken = tmp_path/'broken'; broken.mkdir()
+    for f in sorted(data.iterdir())[:3]: (broken/f.name).write_bytes(f.read_bytes())
+    (broken/'zz_bad.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'garbage' * 10)
+    cases = {
+        'no such folder': ['--arch', 'edsr', '--data', tmp_path/'missing'],
+        'no image files': ['--arch', 'edsr', '--data', empty],
+        'zz_bad.png: unreadable image': ['--arch', 'edsr', '--data', broken],
+        'larger than every image': ['--arch', 'edsr', '--data', data, '--patch', 4096],
+        "unknown arch 'vdsr'": ['--arch', 'vdsr', '--data', data],
+        "unknown crappifier preset 'blurry'": ['--arch', 'edsr', '--data', data, '--preset', 'blurry'],
+        'nothing to resume': ['--arch', 'edsr', '--data', data, '--resume'],
+    }
+    for i, (msg, args) in enumerate(cases.items()):
+        out = tmp_path/f'out{i}'
+        r = srwork('train', *args, '--scale', 2, '-o', out)
+        assert r.returncode == 1, (msg, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith('srwork: error:') and msg in lines[0], (msg, r.stderr)
+        assert not out.exists(), msg
