@@ -107,3 +107,14 @@ def test_bad_input_one_line_errors_and_nothing_written(data, tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith('srwork: error:') and msg in lines[0], (msg, r.stderr)
         assert not out.exists(), msg
+
+
+def test_train_for_minutes_records_the_budget_spent(data, tmp_path):
+    import torch
+    out = tmp_path/'budget'
+    r = srwork('train', '--arch', 'srresnet', '--data', data, '--scale', 2, '--patch', 48, '--bs', 4, '--minutes', 0.15,
+               '--size', 'small', '-q', '-o', out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ck = torch.load(out/'checkpoint_train.pth', weights_only=False)
+    assert 0.15 * 60 <= ck['extra']['TimeBudget']['elapsed'] < 0.15 * 60 + 30
+    assert (out/'model.pkl').is_file() and json.loads((out/'train_state.json').read_text())['finished']
