@@ -61,7 +61,9 @@ def test_train_each_arch_and_upscale_with_its_export(arch, data, lr_image, tmp_p
 def test_interrupt_then_resume(data, tmp_path):
     out = tmp_path/'run'
     args = ['train', '--arch', 'edsr', '--data', data, '--scale', 2, '--patch', 48, '--bs', 4, '--epochs', 25, '--size', 'small', '-o', out]
-    p = subprocess.Popen(SRWORK + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: a test runner started in the background (nohup, `&`) passes SIGINT on as ignored
+    p = subprocess.Popen(SRWORK + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while not (out/'checkpoint_train.pth').exists():
         assert p.poll() is None, p.communicate()[1][-2000:]
