@@ -21,7 +21,8 @@ from fasttransform import ItemTransform
 from .crappify import Crappifier, crappifier_preset, imresize
 
 # %% auto #0
-__all__ = ['DATASET_URLS', 'SRPairTransform', 'lr_matcher', 'sr_datablock', 'sr_dataloaders', 'dls_at', 'get_dataset']
+__all__ = ['DATASET_URLS', 'SRPairTransform', 'lr_matcher', 'sr_datablock', 'sr_dataloaders', 'dls_at', 'pair_transform',
+           'check_sr_dls', 'get_dataset']
 
 # %% ../nbs/02_data.ipynb #366f78b6
 def _read(x) -> np.ndarray:
@@ -204,7 +205,23 @@ def dls_at(dls, patch_size:int, bs:int, **changes):
         raise SRWorkError(f"valid_size {cfg['valid_size']} is not a multiple of scale {cfg['scale']}")
     return sr_dataloaders(**cfg)
 
-# %% ../nbs/02_data.ipynb #a4c6f1c6
+# %% ../nbs/02_data.ipynb #0fb2a030
+def pair_transform(dls) -> SRPairTransform|None:
+    "The `SRPairTransform` of srwork loaders (DataLoaders or one DataLoader), or None."
+    after_item = getattr(dls, 'after_item', None) or getattr(getattr(dls, 'train', None), 'after_item', None)
+    return next((t for t in getattr(after_item, 'fs', []) if isinstance(t, SRPairTransform)), None)
+
+def check_sr_dls(dls, scale:int|None, upsample_input:bool, model:str) -> SRPairTransform|None:
+    "The loaders' `SRPairTransform` after checking that their input mode and scale fit `model` (named in the errors)."
+    pair = pair_transform(dls)
+    if pair is None: return None
+    if pair.upsample_input != upsample_input:
+        why = ('its input is the LR image upsampled to the output size' if upsample_input else 'it takes the LR image itself')
+        raise SRWorkError(f"{model} needs loaders with upsample_input={upsample_input} ({why})")
+    if scale is not None and pair.scale != scale: raise SRWorkError(f"the DataLoaders are x{pair.scale}, the model x{scale}")
+    return pair
+
+# %% ../nbs/02_data.ipynb #7b10d242
 DATASET_URLS = {
     'DIV2K_train_HR': 'http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip',
     'DIV2K_valid_HR': 'http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip',
@@ -215,7 +232,7 @@ DATASET_URLS = {
 }
 _IN_BENCHMARK = {'Set5': 'Set5', 'Set14': 'Set14', 'BSD100': 'B100', 'Urban100': 'Urban100'}
 
-# %% ../nbs/02_data.ipynb #18b5208f
+# %% ../nbs/02_data.ipynb #1e51c6f7
 def _has_images(p:Path) -> bool:
     return p.is_dir() and any(True for _ in get_image_files(p))
 
@@ -227,7 +244,7 @@ def _download(url:str, dest:Path) -> Path:
         raise SRWorkError(f"could not download {url} ({type(e).__name__}: {e}). Offline? Download it elsewhere and "
                           f"extract it so that the images are under {dest}") from None
 
-# %% ../nbs/02_data.ipynb #7b10d242
+# %% ../nbs/02_data.ipynb #14662796
 def get_dataset(name:str, scale:int=2, download:bool=True) -> Path:
     "Folder of dataset `name` (Set5, Set14, BSD100, Urban100, DIV2K_train_HR, DIV2K_valid_HR, DIV2K_*_LR_bicubic, pets) under `data_path()`."
     known = set(_IN_BENCHMARK) | set(DATASET_URLS) - {'benchmark'}

@@ -194,11 +194,8 @@ from fastai.losses import L1LossFlat
 from .metrics import PSNR, SSIM
 
 def _sr_learner(dls, model, scale, loss_func=None, metrics=None, **kwargs):
-    from srwork.data import SRPairTransform
-    pair = next((t for t in dls.train.after_item.fs if isinstance(t, SRPairTransform)), None)
-    if pair is not None and pair.upsample_input:
-        raise SRWorkError("these DataLoaders upsample the input (U-Net mode); EDSR/SRResNet need upsample_input=False")
-    if pair is not None and pair.scale != scale: raise SRWorkError(f"the DataLoaders are x{pair.scale}, the model x{scale}")
+    from srwork.data import check_sr_dls
+    check_sr_dls(dls, scale, False, type(model).__name__)
     return Learner(dls, model, loss_func=loss_func or L1LossFlat(), opt_func=partial(Adam, mom=0.9, sqr_mom=0.99, eps=1e-8),
                    metrics=metrics if metrics is not None else [PSNR(scale), SSIM(scale)], wd=0., **kwargs)
 

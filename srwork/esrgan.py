@@ -15,6 +15,7 @@ from torch.nn.utils import spectral_norm
 from .core import SRWorkError
 from .edsr import scaled_kaiming_, load_pretrained, _sr_learner, n_params
 from .losses import PerceptualLoss, GANLoss
+from .data import check_sr_dls
 from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.metrics import LossMetrics
@@ -297,13 +298,6 @@ class GeneratorEMA(Callback):
     def load_checkpoint_state(self, state:dict): self.ema = state['ema']
 
 # %% ../nbs/07_esrgan.ipynb #1ac755dd
-def _check_lr_input(dls, scale):
-    from srwork.data import SRPairTransform
-    pair = next((t for t in dls.train.after_item.fs if isinstance(t, SRPairTransform)), None)
-    if pair is not None and pair.upsample_input: raise SRWorkError("GAN generators take LR input: use loaders with upsample_input=False")
-    if pair is not None and pair.scale != scale: raise SRWorkError(f"the DataLoaders are x{pair.scale}, the model x{scale}")
-    return pair
-
 def _init_generator(model, generator):
     if generator is None: return model
     if isinstance(generator, (str, Path)): return load_pretrained(model, generator)
@@ -323,7 +317,7 @@ def gan_learner(dls, generator:nn.Module, scale:int, discriminator='vgg', gan_ty
                 betas=(0.9, 0.99), d_lr_mult:float=1., ema:float|None=0.999, metrics=None, cbs=None, **kwargs) -> Learner:
     "A Learner training `generator` against `discriminator` ('vgg', 'unet', 'srgan' or a module) with `GANTrainer`."
     from srwork.metrics import PSNR, SSIM
-    pair = _check_lr_input(dls, scale)
+    pair = check_sr_dls(dls, scale, False, type(generator).__name__)
     patch = pair.patch_size if pair is not None else dls.one_batch()[1].shape[-1]
     D = _discriminator(discriminator, patch)
     loss = GeneratorLoss(D, GANLoss(gan_type, gan_weight), perceptual, pixel_weight, perceptual_weight, pixel_criterion)
@@ -338,7 +332,7 @@ def gan_learner(dls, generator:nn.Module, scale:int, discriminator='vgg', gan_ty
 def esrgan_learner(dls, scale:int=4, stage:str='psnr', generator=None, num_feat:int=64, num_block:int=23, num_grow_ch:int=32,
                    discriminator='vgg', pretrained:bool=True, perceptual_net:str='vgg19', **kwargs) -> Learner:
     "ESRGAN: `stage='psnr'` (RRDBNet, L1) or `stage='gan'` (from `generator`: relativistic GAN + VGG19 conv5_4 + 1e-2 L1)."
-    _check_lr_input(dls, scale)
+    check_sr_dls(dls, scale, False, 'RRDBNet')
     model = _init_generator(RRDBNet(3, 3, scale, num_feat, num_block, num_grow_ch), generator)
     if stage == 'psnr': return _sr_learner(dls, model, scale, **kwargs)
     if stage != 'gan': raise SRWorkError(f"stage must be 'psnr' or 'gan', not {stage!r}")
@@ -348,7 +342,7 @@ def esrgan_learner(dls, scale:int=4, stage:str='psnr', generator=None, num_feat:
 def srgan_learner(dls, scale:int=4, stage:str='gan', generator=None, num_feat:int=64, num_block:int=16, bn:bool=True,
                   pretrained:bool=True, **kwargs) -> Learner:
     "SRGAN: `stage='psnr'` (SRResNet-with-BN, MSE) or `stage='gan'` (VGG19 conv5_4 after ReLU, MSE + 1e-3 vanilla GAN, Adam 0.9/0.999)."
-    _check_lr_input(dls, scale)
+    check_sr_dls(dls, scale, False, 'the SRGAN generator')
     model = _init_generator(SRGANGenerator(3, 3, num_feat, num_block, scale, bn), generator)
     if stage == 'psnr':
         from fastai.losses import MSELossFlat

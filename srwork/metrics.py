@@ -141,10 +141,9 @@ class Bicubic:
 # %% ../nbs/03_metrics.ipynb #3f138db2
 def learner_io(learn) -> dict:
     "What inference needs to know about a fastai Learner: its model, scale, input mode and normalisation."
-    from srwork.data import SRPairTransform
+    from srwork.data import pair_transform
     dls = getattr(learn, 'dls', None)
-    after_item = getattr(dls, 'after_item', None) or getattr(getattr(dls, 'train', None), 'after_item', None)
-    pair = next((t for t in getattr(after_item, 'fs', []) if isinstance(t, SRPairTransform)), None)
+    pair = pair_transform(dls)
     return dict(model=learn.model, scale=pair.scale if pair else None,
                 upsample_input=bool(pair and pair.upsample_input), norm_stats=norm_stats(dls))
 

@@ -22,6 +22,7 @@ import torchvision.models
 
 from .losses import FeatureLoss
 from .metrics import PSNR, SSIM, norm_stats
+from .data import check_sr_dls
 
 # %% auto #0
 __all__ = ['sr_unet', 'icnr_error', 'sr_unet_learner']
@@ -72,18 +73,12 @@ def _ensure_imagenet_norm(dls):
     elif len(stats) > 1 or not torch.allclose(stats[0][0], torch.tensor(imagenet_stats[0])):
         warnings.warn("these loaders normalise with other statistics than ImageNet's; y_range=(-3, 3) assumes ImageNet's")
 
-def _check_upsampled(dls, scale=None):
-    from srwork.data import SRPairTransform
-    pair = next((t for t in dls.train.after_item.fs if isinstance(t, SRPairTransform)), None)
-    if pair is not None and not pair.upsample_input:
-        raise SRWorkError("the U-Net needs loaders with upsample_input=True (its input is the LR image upsampled to the output size)")
-    return pair.scale if pair is not None else scale
-
 def sr_unet_learner(dls, arch='resnet34', pretrained:bool=True, loss_func=None, blur:bool=True, self_attention:bool=True,
                     norm_type='Weight', y_range=(-3., 3.), wd:float=1e-3, metrics=None, scale:int=None,
                     loss_pretrained:bool=None, **kwargs) -> Learner:
     "U-Net learner for super-resolution/restoration: `FeatureLoss`, PSNR/SSIM + loss parts, 3 parameter groups, frozen encoder if pretrained."
-    scale = _check_upsampled(dls, scale)
+    pair = check_sr_dls(dls, scale, True, 'the U-Net')
+    scale = pair.scale if pair is not None else scale
     _ensure_imagenet_norm(dls)
     if loss_func is None: loss_func = FeatureLoss(pretrained=pretrained if loss_pretrained is None else loss_pretrained)
     if hasattr(loss_func, 'for_dls'): loss_func.for_dls(dls)
