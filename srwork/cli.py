@@ -11,8 +11,8 @@ from . import __version__
 from .core import SRWorkError
 
 # %% auto #0
-__all__ = ['TRAIN_ARCHS', 'MODEL_SIZES', 'DEFAULT_LR', 'subcommand', 'build_parser', 'main', 'comparison_panel', 'run_demo',
-           'run_bench', 'run_upscale', 'run_train']
+__all__ = ['TRAIN_ARCHS', 'MODEL_SIZES', 'DEFAULT_LR', 'SCHEDULES', 'subcommand', 'build_parser', 'main', 'comparison_panel',
+           'run_demo', 'run_bench', 'run_upscale', 'schedule_stages', 'run_train']
 
 # %% ../nbs/90_cli.ipynb #a20b8fa8
 _SUBCOMMANDS: dict = {}
@@ -359,12 +359,28 @@ def _eval_images(files, crop:int, out:Path) -> list[Path]:
         crops.append(save_image(img[:, top:top + ch, left:left + cw], tmp/(Path(f).stem + '.png')))
     return crops
 
-def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet):
-    "Train one phase with per-epoch checkpoints; on Ctrl-C save and re-raise."
+SCHEDULES = ('one-cycle', 'course-v3', 'progressive')
+
+def schedule_stages(name:str, patch:int, bs:int, scale:int, epochs:int=None) -> list:
+    "Stages of preset `name` ('course-v3', 'progressive') scaled so the first has HR patch `patch`; bs capped at `bs`; `epochs` each if given."
+    from srwork.training import Stage, course_v3_stages, progressive_stages
+    base = {'course-v3': course_v3_stages, 'progressive': progressive_stages}[name](small=False)
+    f = patch / base[0].patch_size
+    return [Stage(max(scale, round(s.patch_size * f / scale) * scale), min(s.bs, bs), epochs or s.epochs, s.lr, s.frozen,
+                  s.pct_start, s.name) for s in base]
+
+def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet, stages=None):
+    "Train one phase: one-cycle with per-epoch checkpoints, a time budget, or `stages` with `fit_progressive`; on Ctrl-C save and re-raise."
     import torch
     from srwork.edsr import TimeBudget
-    from srwork.training import EpochCheckpoint, save_checkpoint, resume_checkpoint
+    from srwork.training import EpochCheckpoint, save_checkpoint, resume_checkpoint, fit_progressive
     ck = out/f'checkpoint_{phase}.pth'
+    if stages:                            # per-stage checkpoints and resume: fit_progressive's, under OUT/models
+        hist = out/f'history_{phase}.csv'
+        if not resume and hist.exists(): hist.unlink()
+        fit_progressive(learn, stages, name=f'{phase}_stages', resume=resume, cbs=[_history_callback(hist), _curves_callback(out, phases)])
+        save_checkpoint(learn, ck, -1)
+        return
     start, elapsed = 0, 0.
     if resume and ck.is_file():
         start = resume_checkpoint(learn, ck)
@@ -385,7 +401,8 @@ def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet):
 # %% ../nbs/90_cli.ipynb #0e2dd2d1
 def run_train(arch:str, data, scale:int, out, preset:str='bicubic', patch:int=None, bs:int=None, epochs:int=10,
               minutes:float=None, lr:float=None, pretrained:bool=True, resume:bool=False, size:str='full',
-              valid_pct:float=0.1, seed:int=42, quiet:bool=False, eval_crop:int=512) -> dict:
+              valid_pct:float=0.1, seed:int=42, quiet:bool=False, eval_crop:int=512, schedule:str='one-cycle',
+              epochs_given:int=None) -> dict:
     "Train `arch` on the HR images under `data` at `scale` into folder `out`; see `srwork train --help`."
     from srwork.core import set_seed
     from srwork.crappify import crappifier_preset
@@ -396,6 +413,8 @@ def run_train(arch:str, data, scale:int, out, preset:str='bicubic', patch:int=No
     # -- everything a user can get wrong, before OUT is touched --
     if arch not in TRAIN_ARCHS: raise SRWorkError(f"unknown arch {arch!r}: choose from {', '.join(TRAIN_ARCHS)}")
     if size not in ('full', 'small'): raise SRWorkError(f"unknown model size {size!r}: choose full or small")
+    if schedule not in SCHEDULES: raise SRWorkError(f"unknown schedule {schedule!r}: choose from {', '.join(SCHEDULES)}")
+    if schedule != 'one-cycle' and minutes: raise SRWorkError(f"--minutes trains one time-budgeted cycle: use it with --schedule one-cycle, not {schedule}")
     try: crappifier_preset(preset, scale)
     except SRWorkError: raise
     except Exception as e: raise SRWorkError(f"unknown preset {preset!r} ({e})") from None
@@ -418,7 +437,7 @@ def run_train(arch:str, data, scale:int, out, preset:str='bicubic', patch:int=No
     # -- training --
     out.mkdir(parents=True, exist_ok=True)
     config = dict(arch=arch, data=str(data), scale=scale, preset=preset, patch=patch, bs=bs, epochs=epochs, minutes=minutes,
-                  lr=lr, pretrained=pretrained, size=size, valid_pct=valid_pct, seed=seed)
+                  lr=lr, pretrained=pretrained, size=size, valid_pct=valid_pct, seed=seed, schedule=schedule)
     if resume and state.get('config', {}).get('arch') not in (None, arch):
         raise SRWorkError(f"{out}: holds a {state['config']['arch']} run, not {arch}")
     state = {'config': config, 'done': state.get('done', [])}
@@ -435,9 +454,11 @@ def run_train(arch:str, data, scale:int, out, preset:str='bicubic', patch:int=No
         if not quiet: print(f"{arch} {phase}: x{scale}, preset {preset}, patch {patch}, bs {bs}, "
                             f"{f'{minutes:g} min' if minutes else f'{epochs} epochs'}, lr {lr:g}", flush=True)
         phase_lr = lr if phase != 'gan' else min(lr, 1e-4)
+        stages = schedule_stages(schedule, patch, bs, scale, epochs_given) if schedule != 'one-cycle' and phase != 'gan' else None
+        if stages and not quiet: print('stages (HR patch, bs, epochs, lr, frozen):', [(s.patch_size, s.bs, s.epochs, s.lr, s.frozen) for s in stages])
         if quiet:
-            with learn.no_bar(), learn.no_logging(): _run_phase(learn, out, phase, phases, epochs, minutes, phase_lr, resume, quiet)
-        else: _run_phase(learn, out, phase, phases, epochs, minutes, phase_lr, resume, quiet)
+            with learn.no_bar(), learn.no_logging(): _run_phase(learn, out, phase, phases, epochs, minutes, phase_lr, resume, quiet, stages)
+        else: _run_phase(learn, out, phase, phases, epochs, minutes, phase_lr, resume, quiet, stages)
         state['done'].append(phase); _save_state(out, state)
         if phase == 'gan':
             from srwork.esrgan import plot_gan
@@ -472,7 +493,10 @@ def _train_arguments(p):
     p.add_argument('--preset', default='bicubic', help="degradation: bicubic, course-v3, restoration, realesrgan (default bicubic)")
     p.add_argument('--patch', type=int, default=None, help='HR patch size (default 128 for unet/esrgan, 96 otherwise)')
     p.add_argument('--bs', type=int, default=None, help='batch size (default 16)')
-    p.add_argument('--epochs', type=int, default=10, help='epochs of one-cycle per phase (default 10)')
+    p.add_argument('--epochs', type=int, default=None, help='epochs of one-cycle per phase, or per stage of a --schedule preset (default 10)')
+    p.add_argument('--schedule', default='one-cycle',
+                   help="one-cycle (default), or the stage presets course-v3 / progressive (fit_progressive: frozen and unfrozen "
+                        "stages, growing patches scaled so the first is --patch, batch sizes capped at --bs, a checkpoint per stage)")
     p.add_argument('--minutes', type=float, default=None, help='train each phase for this wall-clock time instead of --epochs')
     p.add_argument('--lr', type=float, default=None, help='peak learning rate (default per arch)')
     p.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=True,
@@ -486,10 +510,11 @@ def _train_arguments(p):
     p.add_argument('-o', '--out', required=True, help='output folder')
     def run(a):
         try:
-            run_train(a.arch, a.data, a.scale, a.out, a.preset, a.patch, a.bs, a.epochs, a.minutes, a.lr, a.pretrained,
-                      a.resume, a.size, a.valid_pct, a.seed, a.quiet, a.eval_crop)
+            run_train(a.arch, a.data, a.scale, a.out, a.preset, a.patch, a.bs, a.epochs or 10, a.minutes, a.lr, a.pretrained,
+                      a.resume, a.size, a.valid_pct, a.seed, a.quiet, a.eval_crop, a.schedule, a.epochs)
         except KeyboardInterrupt:
-            print(f"srwork: interrupted: checkpoint saved in {a.out}; run the same command with --resume to continue", file=sys.stderr)
+            saved = 'checkpoint saved' if a.schedule == 'one-cycle' else 'completed stages are saved'
+            print(f"srwork: interrupted: {saved} in {a.out}; run the same command with --resume to continue", file=sys.stderr)
             return 130
         return 0
     return run

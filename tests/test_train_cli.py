@@ -120,3 +120,19 @@ def test_train_for_minutes_records_the_budget_spent(data, tmp_path):
     ck = torch.load(out/'checkpoint_train.pth', weights_only=False)
     assert 0.15 * 60 <= ck['extra']['TimeBudget']['elapsed'] < 0.15 * 60 + 30
     assert (out/'model.pkl').is_file() and json.loads((out/'train_state.json').read_text())['finished']
+
+
+def test_unet_course_v3_schedule_scaled_to_the_patch(data, tmp_path):
+    out = tmp_path/'stages'
+    r = srwork('train', '--arch', 'unet', '--data', data, '--scale', 2, '--patch', 32, '--bs', 2, '--epochs', 1,
+               '--schedule', 'course-v3', '--no-pretrained', '--size', 'small', '-o', out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "stages (HR patch, bs, epochs, lr, frozen): [(32, 2, 1, 0.01, True), (32, 2, 1, slice(1e-05, 0.001, None), False), " \
+           "(64, 2, 1, slice(None, 0.001, None), True), (64, 2, 1, slice(1e-06, 0.0001, None), False)]" in r.stdout
+    state = json.loads((out/'models'/'train_stages_state.json').read_text())
+    assert state['completed'] == 4 and [h['input_size'] for h in state['history']] == [[32, 32], [32, 32], [64, 64], [64, 64]]
+    for i in range(4): assert (out/'models'/f'train_stages_stage{i}.pth').is_file()
+    hist = pd.read_csv(out/'history_train.csv')
+    assert len(hist) == 4 and (out/'model.pkl').is_file()
+    bad = srwork('train', '--arch', 'unet', '--data', data, '--schedule', 'progressive', '--minutes', 1, '-o', tmp_path/'x')
+    assert bad.returncode == 1 and '--minutes' in bad.stderr and not (tmp_path/'x').exists()
