@@ -288,10 +288,9 @@ def _make_learner(arch, dls, scale, size, pretrained, phase, generator=None, pat
 # %% ../nbs/90_cli.ipynb #7c4dd309
 def _plot_curves(out:Path, phases):
     "curves.png from the history CSVs: loss and validation PSNR per epoch, one colour per phase; written atomically."
-    import io, pandas as pd, matplotlib
+    import pandas as pd, matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from srwork.core import atomic_write_bytes
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     offset = 0
     for ph in phases:
@@ -306,8 +305,14 @@ def _plot_curves(out:Path, phases):
     a1.set_xlabel('epoch'); a1.set_ylabel('loss'); a1.legend(fontsize=7)
     a2.set_xlabel('epoch'); a2.set_ylabel('valid PSNR (dB, Y)'); a2.legend(fontsize=7)
     fig.tight_layout()
+    _save_figure(fig, out/'curves.png')
+
+def _save_figure(fig, path:Path):
+    "Write a matplotlib figure as PNG atomically (a reader never sees half a file), then close it."
+    import io, matplotlib.pyplot as plt
+    from srwork.core import atomic_write_bytes
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90); plt.close(fig)
-    atomic_write_bytes(out/'curves.png', buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 def _history_callback(fname:Path):
     "Append one CSV row per trained epoch (epochs skipped on resume are not logged), header once, flushed to disk."
@@ -329,7 +334,7 @@ def _history_callback(fname:Path):
 def _curves_callback(out, phases):
     from fastai.callback.core import Callback
     class _Curves(Callback):
-        order = 100        # after CSVLogger has written the epoch
+        order = 100        # after `_History` (order 90) has written the epoch's row
         def after_epoch(self): _plot_curves(out, phases)
     return _Curves()
 
@@ -344,12 +349,10 @@ def _save_state(out:Path, state:dict):
     from srwork.core import atomic_write_bytes
     atomic_write_bytes(out/'train_state.json', json.dumps(state, indent=1, default=str).encode())
 
-def _eval_images(files, crop:int, out:Path) -> list[Path]:
-    "The validation images, or their centre crops of at most `crop` px (lossless PNGs in a temporary folder under `out`)."
+def _eval_images(files, crop:int, tmp:Path) -> list[Path]:
+    "The validation images, or their centre crops of at most `crop` px (lossless PNGs written to folder `tmp`)."
     if not crop: return list(files)
-    import tempfile
     from srwork.core import load_image, save_image
-    tmp = Path(tempfile.mkdtemp(dir=out, prefix='.eval-'))
     crops = []
     for f in files:
         img = load_image(f)
@@ -462,17 +465,14 @@ def run_train(arch:str, data, scale:int, out, preset:str='bicubic', patch:int=No
         state['done'].append(phase); _save_state(out, state)
         if phase == 'gan':
             from srwork.esrgan import plot_gan
-            import io, matplotlib; matplotlib.use('Agg')
-            from srwork.core import atomic_write_bytes
-            buf = io.BytesIO(); plot_gan(learn).savefig(buf, format='png', dpi=90)
-            atomic_write_bytes(out/'gan_curves.png', buf.getvalue())
+            import matplotlib; matplotlib.use('Agg')
+            _save_figure(plot_gan(learn), out/'gan_curves.png')
     # -- exports and the final table --
     paths = dict(pkl=export_generator(learn, out/'model.pkl'), safetensors=save_model(learn, out/'model.safetensors'))
-    valid = _eval_images([dls.valid_ds.items[i] for i in range(len(dls.valid_ds))], eval_crop, out)
-    res, bic = evaluate(learn, valid, scale, tile=1024), evaluate(Bicubic(), valid, scale)
-    if eval_crop:
-        for f in valid: f.unlink()
-        valid[0].parent.rmdir()
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:       # crops live only for the evaluation, outside OUT
+        valid = _eval_images([dls.valid_ds.items[i] for i in range(len(dls.valid_ds))], eval_crop, Path(tmp))
+        res, bic = evaluate(learn, valid, scale, tile=1024), evaluate(Bicubic(), valid, scale)
     table = res.rename(columns=lambda c: f'{arch}_{c}').join(bic.rename(columns=lambda c: f'bicubic_{c}'))
     from srwork.core import atomic_write_bytes
     atomic_write_bytes(out/'results.csv', table.to_csv().encode())

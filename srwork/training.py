@@ -124,7 +124,7 @@ def fit_progressive(learn:Learner, stages, name:str='progressive', resume:bool=T
         info = _StageInfo()
         t0 = time.perf_counter()
         learn.fit_one_cycle(st.epochs, st.lr, pct_start=st.pct_start, cbs=[info] + list(cbs or []))
-        ckpt = learn.save(f'{name}_stage{i}', with_opt=True)
+        learn.save(f'{name}_stage{i}', with_opt=True)
         vals = learn.recorder.values[-1] if learn.recorder.values else []
         history.append(dict(stage=i, name=st.name, seconds=round(time.perf_counter() - t0, 1), input_size=list(info.seen[0]) if info.seen else None,
                             train_loss=float(learn.recorder.losses[-1]) if learn.recorder.losses else None,
