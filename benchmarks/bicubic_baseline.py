@@ -9,7 +9,7 @@ further from the published value than the tolerance (0.05 dB on Set5, 0.1 dB on 
 import argparse, sys
 from pathlib import Path
 
-from srwork.metrics import Bicubic, benchmark_table
+from srwork.benchmark import Bicubic, benchmark_table
 
 PUBLISHED = {  # DESIGN.md section 5
     ('Set5', 2, 'psnr'): 33.66, ('Set5', 3, 'psnr'): 30.39, ('Set5', 4, 'psnr'): 28.42,

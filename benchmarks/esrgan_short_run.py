@@ -18,10 +18,10 @@ import torch
 
 from srwork.core import atomic_write_bytes, set_seed
 from srwork.data import sr_dataloaders
-from srwork.edsr import fit_budget, n_params
+from srwork.models import n_params, Upscaler
+from srwork.training import fit_budget
 from srwork.esrgan import esrgan_learner, interpolate, plot_gan
-from srwork.inference import Upscaler
-from srwork.metrics import Bicubic, evaluate
+from srwork.benchmark import Bicubic, evaluate
 
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
 

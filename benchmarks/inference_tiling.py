@@ -18,7 +18,7 @@ def archs():
     return {
         'EDSR-baseline x2 (16x64)': lambda: edsr('baseline', 2),
         'EDSR-baseline x4 (16x64)': lambda: edsr('baseline', 4),
-        'MSRResNet x4 (16x64)': lambda: MSRResNet(upscale=4),
+        'MSRResNet x4 (16x64)': lambda: MSRResNet(scale=4),
         'EDSR-Y budget x2 (8x32)': lambda: YChannel(EDSR(1, 1, 32, 8, 2, rgb_mean=(0.44,), upsample_skip=True), 2),
     }
 
@@ -33,7 +33,8 @@ def timed(fn, reps):
 
 
 def speed(a):
-    from srwork.inference import Upscaler, receptive_field, upscale_tensor
+    from srwork.models import Upscaler
+    from srwork.inference import receptive_field, upscale_tensor
     print(f"{'architecture':<26} {'RF':>4} {'whole MP/s':>11} {'tiled MP/s':>11} {'tiled/whole time':>17}")
     rows = []
     for name, make in archs().items():
@@ -54,7 +55,8 @@ def peak_child(a, tile):
 import torch, resource, json, warnings
 warnings.simplefilter('ignore')
 from srwork.edsr import EDSR, YChannel
-from srwork.inference import Upscaler, upscale_tensor
+from srwork.models import Upscaler
+from srwork.inference import upscale_tensor
 torch.manual_seed(0)
 up = Upscaler.from_any(YChannel(EDSR(1, 1, 32, 8, 2, rgb_mean=(0.44,), upsample_skip=True), 2).eval()).to('{a.device}')
 w, h = {a.big[0]}, {a.big[1]}

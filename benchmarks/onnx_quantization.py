@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from srwork.inference import export_onnx, load_model, onnx_max_diff, onnx_upscaler, quantize_onnx
-from srwork.metrics import Bicubic, evaluate
+from srwork.benchmark import Bicubic, evaluate
 
 
 def main():

@@ -26,8 +26,10 @@ import torch
 
 from srwork.core import SRWorkError, atomic_write_bytes, set_seed
 from srwork.data import sr_dataloaders
-from srwork.edsr import EDSR, MSRResNet, YChannel, YL1Loss, _sr_learner, fit_budget, n_params
-from srwork.metrics import Bicubic, evaluate
+from srwork.edsr import EDSR, MSRResNet, YChannel, YL1Loss
+from srwork.models import sr_learner, n_params, save_model
+from srwork.training import fit_budget
+from srwork.benchmark import Bicubic, evaluate
 
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
 
@@ -87,7 +89,7 @@ def main():
     dls = sr_dataloaders(items, scale=a.scale, patch_size=a.patch * a.scale, bs=a.bs, crappifier='bicubic',
                          splits=(list(range(len(items))), []), cache=len(files), num_workers=0)
     model = build_model(a)
-    learn = _sr_learner(dls, model, a.scale, loss_func=YL1Loss() if a.channels == 'y' else None, metrics=[])
+    learn = sr_learner(dls, model, a.scale, loss_func=YL1Loss() if a.channels == 'y' else None, metrics=[])
     cbs = [] if a.no_channels_last else [channels_last_cb()]
     print(f"{a.arch} {a.blocks}x{a.feat} ({n_params(model) / 1e6:.3f} M params), x{a.scale}, {a.channels}, "
           f"skip={not a.no_skip}, LR patch {a.patch}, bs {a.bs}, lr {a.lr:g}, {a.threads} threads, "
@@ -114,7 +116,6 @@ def main():
     atomic_write_bytes(a.out, json.dumps(record, indent=1).encode())
     if a.save:
         if a.save.endswith('.safetensors'):
-            from srwork.inference import save_model
             save_model(learn.model, a.save, scale=a.scale)
         else: torch.save(learn.model.state_dict(), a.save)
     print(f"wrote {a.out}")

@@ -16,8 +16,9 @@ import torch
 
 from srwork.core import atomic_write_bytes, set_seed
 from srwork.data import sr_dataloaders
-from srwork.edsr import fit_budget, n_params
-from srwork.metrics import Bicubic, evaluate
+from srwork.models import n_params
+from srwork.training import fit_budget
+from srwork.benchmark import Bicubic, evaluate
 from srwork.unet import sr_unet_learner
 
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'

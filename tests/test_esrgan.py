@@ -6,12 +6,12 @@ import pytest
 
 from srwork.core import SRWorkError, sample_images, set_seed
 from srwork.data import sr_dataloaders
-from srwork.edsr import load_pretrained
+from srwork.models import load_pretrained, Upscaler, save_model
 from srwork.esrgan import (RRDBNet, SRGANGenerator, VGGStyleDiscriminator, UNetDiscriminatorSN, GANTrainer, GeneratorEMA,
                            esrgan_learner, srgan_learner, interpolate)
 from srwork.losses import GANLoss
 from srwork.training import EpochCheckpoint, resume_checkpoint, export_generator
-from srwork.inference import Upscaler, upscale_tensor, save_model, load_model
+from srwork.inference import upscale_tensor, load_model
 from fastai.callback.core import Callback
 
 SMALL = dict(num_feat=16, num_block=2, num_grow_ch=8)
@@ -85,21 +85,6 @@ def test_basicsr_realesrgan_layout_loads_strictly(tmp_path):
     torch.save({'params_ema': sd2}, tmp_path/'x2.pth')
     load_pretrained(x2, tmp_path/'x2.pth')
     with pytest.raises(SRWorkError, match='do not fit'): load_pretrained(RRDBNet(scale=4, **SMALL), tmp_path/'x2.pth')
-
-
-def test_interpolation_endpoints_exact_and_errors():
-    a, b = RRDBNet(scale=4, **SMALL), RRDBNet(scale=4, **SMALL)
-    for alpha, want in ((0., a), (1., b)):
-        got = interpolate(a, b, alpha).state_dict()
-        for k, v in want.state_dict().items(): assert torch.equal(got[k], v), k
-    mid = interpolate(a, b, 0.8).state_dict()
-    torch.testing.assert_close(mid['conv_last.weight'], 0.2 * a.conv_last.weight + 0.8 * b.conv_last.weight)
-    g1, g2 = SRGANGenerator(num_block=2), SRGANGenerator(num_block=2)
-    g1(torch.rand(2, 3, 8, 8)); g2.train()
-    mixed = interpolate(g1, g2, 0.5)                           # BN buffers interpolate, the int counter comes from A
-    assert torch.equal(mixed.state_dict()['body.0.bn1.num_batches_tracked'], g1.state_dict()['body.0.bn1.num_batches_tracked'])
-    with pytest.raises(SRWorkError): interpolate(a, RRDBNet(scale=2, **SMALL), 0.5)
-    with pytest.raises(SRWorkError): interpolate(a, g1, 0.5)
 
 
 def test_relativistic_loss_formula_and_sides():
@@ -203,7 +188,7 @@ def test_gan_export_holds_only_the_generator(dls, tmp_path):
 
 
 @pytest.mark.parametrize('make', [lambda: RRDBNet(scale=4, **SMALL), lambda: RRDBNet(scale=2, **SMALL),
-                                  lambda: SRGANGenerator(num_feat=16, num_block=2, upscale=4).eval()])
+                                  lambda: SRGANGenerator(num_feat=16, num_block=2, scale=4).eval()])
 def test_tiled_equals_whole_and_safetensors_roundtrip(make, tmp_path):
     torch.manual_seed(0)
     model = make().eval()

@@ -12,14 +12,14 @@ from PIL import Image
 
 from srwork.core import SRWorkError, load_image, save_image
 from srwork.edsr import EDSR, MSRResNet, YChannel
-from srwork.inference import (Upscaler, export_onnx, load_model, onnx_max_diff, quantize_onnx, receptive_field,
-                              save_model, upscale, upscale_tensor)
+from srwork.models import Upscaler, save_model
+from srwork.inference import export_onnx, load_model, onnx_max_diff, quantize_onnx, receptive_field, upscale, upscale_tensor
 
 torch.manual_seed(0)
 MODELS = {
-    'edsr_x2': lambda: EDSR(num_feat=16, num_block=3, upscale=2),
-    'edsr_x3': lambda: EDSR(num_feat=16, num_block=2, upscale=3, res_scale=0.1),
-    'msrresnet_x4': lambda: MSRResNet(num_feat=16, num_block=2, upscale=4),
+    'edsr_x2': lambda: EDSR(num_feat=16, num_block=3, scale=2),
+    'edsr_x3': lambda: EDSR(num_feat=16, num_block=2, scale=3, res_scale=0.1),
+    'msrresnet_x4': lambda: MSRResNet(num_feat=16, num_block=2, scale=4),
     'edsr_y_skip_x2': lambda: YChannel(EDSR(1, 1, 16, 2, 2, rgb_mean=(0.44,), upsample_skip=True), 2),
 }
 
@@ -48,7 +48,7 @@ def test_small_pad_shows_seams_so_the_check_is_real():
 def test_receptive_field_of_edsr_matches_its_architecture():
     # 3x3 convs at LR resolution: head, 2 per block, after-body, first upsampling conv; plus conv_last at HR (< 1 LR px)
     for nb in (2, 5):
-        rf = receptive_field(EDSR(num_feat=8, num_block=nb, upscale=2))
+        rf = receptive_field(EDSR(num_feat=8, num_block=nb, scale=2))
         assert 2 * nb + 3 <= rf <= 2 * nb + 4, (nb, rf)
 
 

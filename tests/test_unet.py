@@ -10,12 +10,12 @@ import torch.nn.functional as F
 
 from srwork.core import SRWorkError, sample_images, set_seed, load_image, save_image
 from srwork.data import sr_dataloaders, dls_at
-from srwork.edsr import n_params
+from srwork.models import n_params, save_model, Upscaler
 from srwork.losses import FeatureLoss, vgg_features, gram_matrix
-from srwork.metrics import bicubic_lr
+from srwork.benchmark import bicubic_lr
 from srwork.training import Stage, fit_progressive, progressive_state, export_generator, group_lrs, trainable_groups
 from srwork.unet import sr_unet, sr_unet_learner, icnr_error
-from srwork.inference import save_model, load_model, Upscaler
+from srwork.inference import load_model
 from fastai.callback.core import Callback
 
 
@@ -68,17 +68,6 @@ def test_offline_pretrained_errors_name_file_folder_and_way_out():
             FeatureLoss(pretrained=True)
 
 
-def test_icnr_starts_as_nearest_neighbour_under_weight_norm():
-    m = sr_unet('resnet18', img_size=(64, 64))
-    assert all(hasattr(mod[0][0], 'weight_v') for name, mod in m.named_modules() if name.endswith('shuf'))
-    errs = icnr_error(m)
-    assert len(errs) == 5 and max(errs.values()) < 1e-6
-
-
-def test_unet_resnet34_size():
-    assert round(n_params(sr_unet('resnet34', img_size=(64, 64))) / 1e6, 1) == 41.4
-
-
 def test_unet_needs_upsampled_inputs(samples):
     dls = sr_dataloaders(samples, scale=2, patch_size=32, bs=2, valid_pct=0.25, num_workers=0)
     with pytest.raises(SRWorkError, match='upsample_input=True'): sr_unet_learner(dls, 'resnet18', pretrained=False)
@@ -87,7 +76,7 @@ def test_unet_needs_upsampled_inputs(samples):
 def test_normalisation_added_and_kept_by_dls_at(samples, tmp_path):
     dls = sr_dataloaders(samples, scale=2, patch_size=32, bs=2, upsample_input=True, valid_pct=0.25, num_workers=0)
     learn = sr_unet_learner(dls, 'resnet18', pretrained=False, path=tmp_path)
-    from srwork.metrics import norm_stats
+    from srwork.data import norm_stats
     assert len(norm_stats(learn.dls)) == 1 and len(norm_stats(dls_at(learn.dls, 64, 2))) == 1
 
 

@@ -136,3 +136,18 @@ def test_unet_course_v3_schedule_scaled_to_the_patch(data, tmp_path):
     assert len(hist) == 4 and (out/'model.pkl').is_file()
     bad = srwork('train', '--arch', 'unet', '--data', data, '--schedule', 'progressive', '--minutes', 1, '-o', tmp_path/'x')
     assert bad.returncode == 1 and '--minutes' in bad.stderr and not (tmp_path/'x').exists()
+
+
+def test_interrupt_after_an_epoch_keeps_that_epoch(data, tmp_path, monkeypatch):
+    "Ctrl-C while the finished epoch's curves are drawn: the checkpoint still says that epoch is done."
+    import torch
+    import srwork.training as tr
+    calls = []
+    def interrupted_plot(out, phases):
+        calls.append(1)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(tr, 'plot_curves', interrupted_plot)
+    with pytest.raises(KeyboardInterrupt):
+        tr.train('edsr', data, tmp_path/'run', scale=2, patch=48, bs=4, epochs=3, size='small', quiet=True)
+    assert calls == [1]
+    assert torch.load(tmp_path/'run'/'checkpoint_train.pth', weights_only=False)['epoch'] == 0
