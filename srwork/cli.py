@@ -51,7 +51,7 @@ COMMANDS.register('train', Command('srwork.benchmark.train_and_evaluate',
     interrupted=lambda a: (f"interrupted: {'checkpoint saved' if a.schedule == 'one-cycle' else 'completed stages are saved'} "
                            f"in {a.out}; run the same command with --resume to continue")))
 
-# %% ../nbs/90_cli.ipynb #72b4ecd2
+# %% ../nbs/90_cli.ipynb #c4ba4f34
 _TYPES = {'int': int, 'float': float, 'str': str}
 
 def _help(doc:str|None, default) -> str:
@@ -82,6 +82,7 @@ def _add_flag(parser, name:str, param:inspect.Parameter, doc:str|None, extra:dic
     if positional: parser.add_argument(name, **{k: v for k, v in kw.items() if k != 'default'})
     else: parser.add_argument(*(names or [f"--{name.replace('_', '-')}"]), dest=name, **kw)
 
+# %% ../nbs/90_cli.ipynb #a5361e4e
 def add_flags(parser, cmd:Command) -> Callable:
     "Add the flags of `cmd`'s function to `parser`; returns the function."
     from fastcore.docments import docments

@@ -80,7 +80,7 @@ class Registry:
     def names(self) -> list[str]: return list(self._entries)
     def __repr__(self): return f"Registry({self.kind!r}: {', '.join(self.names)})"
 
-# %% ../nbs/00_core.ipynb #6e4a2f23
+# %% ../nbs/00_core.ipynb #33962d73
 def round_half_up(x):
     "Round an array or tensor of non-negative values half up (MATLAB's rule for pixels), not half to even."
     return torch.floor(x + 0.5) if isinstance(x, torch.Tensor) else np.floor(x + 0.5)
@@ -90,6 +90,7 @@ def quantise(x, bits:int=8):
     top = 2 ** bits - 1
     return round_half_up(x.clamp(0, 1) * top if isinstance(x, torch.Tensor) else np.clip(x, 0, 1) * top)
 
+# %% ../nbs/00_core.ipynb #a99d42dd
 def to_uint(x, bits:int=8) -> np.ndarray:
     "A uint8 (or uint16 for `bits=16`) numpy array of the levels of `x` (array or tensor in [0, 1]); computed in float64."
     a = x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
@@ -102,7 +103,7 @@ def luma(rgb, channel_dim:int=-3):
     else: r, g, b = (np.take(rgb, [i], axis=channel_dim) for i in range(3))
     return (r * 299 + g * 587 + b * 114) / 1000
 
-# %% ../nbs/00_core.ipynb #53227d26
+# %% ../nbs/00_core.ipynb #ef47d6d6
 YCBCR_MATRIX = ((65.481, 128.553, 24.966), (-37.797, -74.203, 112.0), (112.0, -93.786, -18.214))   # MATLAB rgb2ycbcr, RGB in [0, 1]
 YCBCR_OFFSET = (16., 128., 128.)                                                                    # on the 0-255 scale
 
@@ -121,6 +122,7 @@ def ycbcr_to_rgb(x:torch.Tensor) -> torch.Tensor:
     m, off = _ycbcr(x)
     return torch.einsum('ij,njhw->nihw', torch.linalg.inv(m.double()).to(x), x - off)
 
+# %% ../nbs/00_core.ipynb #54bd8891
 def rgb_to_y(x255:torch.Tensor) -> torch.Tensor:
     "BT.601 luma Y (16-235) of an (N, 3, H, W) RGB batch on the 0-255 scale, as the published tables measure; one channel passes through."
     if x255.shape[1] == 1: return x255

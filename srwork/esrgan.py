@@ -30,7 +30,7 @@ __all__ = ['DISCRIMINATORS', 'ResidualDenseBlock', 'RRDB', 'esrgan_official_to_b
            'UNetDiscriminatorSN', 'SRGANGenerator', 'SRGANDiscriminator', 'GeneratorLoss', 'GANTrainer', 'GeneratorEMA',
            'gan_learner', 'esrgan_learner', 'srgan_learner', 'interpolate', 'plot_gan']
 
-# %% ../nbs/07_esrgan.ipynb #27cc8ada
+# %% ../nbs/07_esrgan.ipynb #6cba4f2e
 class ResidualDenseBlock(nn.Module):
     "Five 3x3 convs with dense connections and LeakyReLU(0.2); output scaled by 0.2 and added to the input."
     def __init__(self, num_feat:int=64, num_grow_ch:int=32):
@@ -51,6 +51,7 @@ class ResidualDenseBlock(nn.Module):
         x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
         return x5 * 0.2 + x
 
+# %% ../nbs/07_esrgan.ipynb #86034f31
 class RRDB(nn.Module):
     "Residual in residual dense block: three dense blocks, the result scaled by 0.2 and added to the input."
     def __init__(self, num_feat:int, num_grow_ch:int=32):
@@ -103,7 +104,7 @@ class RRDBNet(nn.Module):
         feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode='nearest')))
         return self.conv_last(self.lrelu(self.conv_hr(feat)))
 
-# %% ../nbs/07_esrgan.ipynb #1c43bf9b
+# %% ../nbs/07_esrgan.ipynb #806981cf
 class VGGStyleDiscriminator(nn.Module):
     "ESRGAN's VGG-style discriminator for `input_size` x `input_size` patches (128 in the paper)."
     def __init__(self, num_in_ch:int=3, num_feat:int=64, input_size:int=128):
@@ -132,6 +133,7 @@ class VGGStyleDiscriminator(nn.Module):
             feat = self.lrelu(getattr(self, f'bn{i}_1')(getattr(self, f'conv{i}_1')(feat)))
         return self.linear2(self.lrelu(self.linear1(feat.flatten(1))))
 
+# %% ../nbs/07_esrgan.ipynb #e6f3ac2d
 class UNetDiscriminatorSN(nn.Module):
     "Real-ESRGAN's U-Net discriminator with spectral norm: a realness logit per pixel."
     def __init__(self, num_in_ch:int=3, num_feat:int=64, skip_connection:bool=True):
@@ -171,7 +173,7 @@ class _SRGANBlock(nn.Module):
         self.conv2 = nn.Conv2d(nf, nf, 3, 1, 1); self.bn2 = nn.BatchNorm2d(nf) if bn else nn.Identity()
     def forward(self, x): return x + self.bn2(self.conv2(self.prelu(self.bn1(self.conv1(x)))))
 
-# %% ../nbs/07_esrgan.ipynb #357d9773
+# %% ../nbs/07_esrgan.ipynb #f2cffad5
 @register_arch('srgan', aliases=('SRGANGenerator',), default_size='full', scales=(2, 4, 8), lr=1e-4, patch=96, phases=('psnr', 'gan'),
                sizes={'full': dict(num_feat=64, num_block=16), 'small': dict(num_feat=32, num_block=4)},
                description='SRGAN generator (SRResNet with BN), MSE phase then GAN phase')
@@ -193,6 +195,7 @@ class SRGANGenerator(nn.Module):
         feat = feat + self.conv_body(self.body(feat))
         return (torch.tanh(self.conv_last(self.upsample(feat))) + 1) / 2
 
+# %% ../nbs/07_esrgan.ipynb #f6cf12dc
 class SRGANDiscriminator(nn.Module):
     "SRGAN's discriminator for `input_size` patches (96 in the paper; any multiple of 16)."
     def __init__(self, num_in_ch:int=3, num_feat:int=64, input_size:int=96):
@@ -360,6 +363,9 @@ def esrgan_learner(dls, scale:int=4, phase:str='psnr', generator=None, num_feat:
     if phase == 'psnr': return sr_learner(dls, model, scale, **kwargs)
     percep = PerceptualLoss({'conv5_4': 1.}, perceptual_net, before_relu=True, criterion='l1', pretrained=pretrained)
     return gan_learner(dls, model, scale, discriminator, perceptual=percep, **kwargs)
+
+# %% ../nbs/07_esrgan.ipynb #a2a9d84a
+#| export
 
 # %% ../nbs/07_esrgan.ipynb #e9bc0bb8
 def srgan_learner(dls, scale:int=4, phase:str='gan', generator=None, num_feat:int=64, num_block:int=16, bn:bool=True,

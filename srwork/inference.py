@@ -221,7 +221,7 @@ def load_model(path) -> Upscaler:
     stats = [(torch.tensor(m), torch.tensor(s)) for m, s in meta.get('norm_stats', [])]
     return Upscaler(model, meta['scale'], meta.get('upsample_input', False), stats)
 
-# %% ../nbs/10_inference.ipynb #622036e4
+# %% ../nbs/10_inference.ipynb #a4227511
 def export_onnx(model, path, dynamic:bool=True, opset:int=17, check:bool=True, scale:int=None, tol:float=1e-4) -> Path:
     "Export `model` to ONNX (input 'lr', output 'sr', [0, 1]); with `check`, compare with PyTorch on two sizes."
     up = as_model(model, scale)
@@ -242,6 +242,7 @@ def export_onnx(model, path, dynamic:bool=True, opset:int=17, check:bool=True, s
             if diff > tol: raise SRWorkError(f"{path}: ONNX output differs from PyTorch by {diff:.2e} at {size} (> {tol})")
     return path
 
+# %% ../nbs/10_inference.ipynb #6cee5c95
 def onnx_session(path):
     import onnxruntime as ort
     return ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
@@ -255,7 +256,7 @@ def onnx_max_diff(path, up:Upscaler, size=(37, 53), sess=None) -> float:
     if got.shape != ref.shape: raise SRWorkError(f"{path}: ONNX output shape {got.shape} != PyTorch {ref.shape}")
     return float(np.abs(got - ref).max())
 
-# %% ../nbs/10_inference.ipynb #ec1ed946
+# %% ../nbs/10_inference.ipynb #b140ccd2
 def quantize_onnx(path, out, mode:str='int8') -> Path:
     "An int8 (dynamic quantization of weights) or fp16 copy of an ONNX model."
     path, out = Path(path), Path(out)
@@ -269,6 +270,7 @@ def quantize_onnx(path, out, mode:str='int8') -> Path:
     else: raise ValueError("mode must be 'int8' or 'fp16'")
     return out
 
+# %% ../nbs/10_inference.ipynb #aa781b2f
 def onnx_upscaler(path):
     "A function `(3, h, w) -> (3, H, W)` running an ONNX model with onnxruntime, for `evaluate`."
     sess = onnx_session(path)

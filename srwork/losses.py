@@ -83,7 +83,7 @@ class _VGGLoss(nn.Module):
     def _follow(self, x:torch.Tensor):
         if self.vgg.mean.device != x.device: self.vgg.to(x.device)
 
-# %% ../nbs/04_losses.ipynb #a3b245a7
+# %% ../nbs/04_losses.ipynb #1e78f2e1
 def gram_matrix(x:torch.Tensor) -> torch.Tensor:
     "(N, C, C) gram matrices of (N, C, H, W) features, divided by C·H·W; float32 whatever the input dtype."
     n, c, h, w = x.shape
@@ -91,6 +91,7 @@ def gram_matrix(x:torch.Tensor) -> torch.Tensor:
         f = x.float().reshape(n, c, h * w)
         return f @ f.transpose(1, 2) / (c * h * w)
 
+# %% ../nbs/04_losses.ipynb #58801db2
 class FeatureLoss(_VGGLoss):
     "Pixel + VGG feature + gram-matrix loss (fastai course-v3); each part is kept for `LossMetrics`."
     def __init__(self, layer_ids=None, layer_wgts=(5., 15., 2.), gram_wgt:float=5e3, base_loss=F.l1_loss,

@@ -79,7 +79,7 @@ def ssim(sr, hr, crop_border:int=0, y_channel:bool=True):
     if min(a.shape[-2:]) < 11: raise ValueError(f"SSIM needs at least 11x11 pixels after cropping, got {tuple(a.shape[-2:])}")
     return _out(_ssim_per_channel(a, b).mean(1), batched)
 
-# %% ../nbs/03_metrics.ipynb #726b780c
+# %% ../nbs/03_metrics.ipynb #c6ea4f3b
 from fastai.metrics import Metric
 
 class SRMetric(Metric):
@@ -98,5 +98,6 @@ class SRMetric(Metric):
     @property
     def name(self): return self._name
 
+# %% ../nbs/03_metrics.ipynb #52ac0d4c
 def PSNR(scale:int, y_channel:bool=True): return SRMetric(psnr, scale, y_channel, 'psnr' if y_channel else 'psnr_rgb')
 def SSIM(scale:int, y_channel:bool=True): return SRMetric(ssim, scale, y_channel, 'ssim' if y_channel else 'ssim_rgb')

@@ -55,7 +55,7 @@ class Stage:
         "The same stage for a CPU smoke run: patch / `factor` (at least `min_patch`), bs ≤ `max_bs`, one epoch."
         return Stage(max(min_patch, self.patch_size // factor), min(self.bs, max_bs), 1, self.lr, self.frozen, self.pct_start, self.name)
 
-# %% ../nbs/09_training.ipynb #fe3e1895
+# %% ../nbs/09_training.ipynb #b03b056d
 def in_test() -> bool: return bool(os.environ.get('IN_TEST'))
 
 def _maybe_small(stages, small): return [s.scaled_down() for s in stages] if (in_test() if small is None else small) else stages
@@ -67,6 +67,7 @@ def course_v3_stages(small:bool=None) -> list[Stage]:
                          Stage(256, 12, 10, slice(1e-3), True, 0.9, '256 frozen'),
                          Stage(256, 12, 10, slice(1e-6, 1e-4), False, 0.3, '256 unfrozen')], small)
 
+# %% ../nbs/09_training.ipynb #ec755774
 def progressive_stages(small:bool=None) -> list[Stage]:
     "The U-Net article's schedule: 64 → 128 → 256 → 512 px frozen (1e-2, 2e-2, 2e-3, 1e-3), then 512 unfrozen slice(1e-6, 1e-4)."
     return _maybe_small([Stage(64, 64, 10, 1e-2, True, 0.3, '32→64'),
@@ -91,7 +92,7 @@ def trainable_groups(learn:Learner) -> list[bool]:
     if learn.opt is None: learn.create_opt()
     return [any(p.requires_grad and p.ndim > 1 for p in g) for g in learn.opt.param_lists]
 
-# %% ../nbs/09_training.ipynb #6bea6530
+# %% ../nbs/09_training.ipynb #bb40efaa
 class _StageInfo(Callback):
     "Records what a stage actually trained on (input size and batch size) for the schedule's state file."
     order = 99
@@ -101,11 +102,13 @@ class _StageInfo(Callback):
 
 def _state_path(learn, name) -> Path: return learn.path/learn.model_dir/f'{name}_state.json'
 
+# %% ../nbs/09_training.ipynb #db0ec479
 def progressive_state(learn:Learner, name:str='progressive') -> dict|None:
     "The saved state of schedule `name` (completed stages, checkpoints, losses), or None."
     p = _state_path(learn, name)
     return json.loads(p.read_text()) if p.is_file() else None
 
+# %% ../nbs/09_training.ipynb #f0c50849
 def fit_progressive(learn:Learner, stages, name:str='progressive', resume:bool=True, cbs=None, on_stage=None) -> Learner:
     "Run `stages` in order: rebuild loaders, freeze/unfreeze, `fit_one_cycle`, checkpoint; resumes after the last completed stage."
     stages = [s if isinstance(s, Stage) else Stage(**s) for s in stages]
@@ -140,7 +143,7 @@ def fit_progressive(learn:Learner, stages, name:str='progressive', resume:bool=T
         if on_stage is not None: on_stage(i, st, learn)
     return learn
 
-# %% ../nbs/09_training.ipynb #6ebcb0ea
+# %% ../nbs/09_training.ipynb #8f20b372
 def save_checkpoint(learn:Learner, fname, completed_epoch:int, extra_cbs=()) -> Path:
     "Model, optimizer, callback states (of `learn.cbs` and `extra_cbs`) and the last completed epoch in one file, atomically."
     extra = {type(cb).__name__: cb.checkpoint_state() for cb in list(learn.cbs) + list(extra_cbs) if hasattr(cb, 'checkpoint_state')}
@@ -149,6 +152,7 @@ def save_checkpoint(learn:Learner, fname, completed_epoch:int, extra_cbs=()) -> 
     buf = io.BytesIO(); torch.save(state, buf)
     return atomic_write_bytes(fname, buf.getvalue())
 
+# %% ../nbs/09_training.ipynb #aca118a9
 class EpochCheckpoint(Callback):
     "Save model, optimizer and callback states to `fname` after every epoch that trained (atomically); `completed` is the last saved epoch."
     order = 95
@@ -158,6 +162,7 @@ class EpochCheckpoint(Callback):
         if self._ran: save_checkpoint(self.learn, self.fname, self.epoch); self.completed = self.epoch
         self._ran = False
 
+# %% ../nbs/09_training.ipynb #f5bc5d0e
 def resume_checkpoint(learn:Learner, fname) -> int:
     "Restore what `EpochCheckpoint`/`save_checkpoint` saved into `learn`; returns the epoch to resume at."
     fname = Path(fname)
@@ -296,7 +301,7 @@ class HistoryCSV(Callback):
             fh.write(','.join(str(v) for v in self.recorder.log) + '\n')
             fh.flush(); os.fsync(fh.fileno())
 
-# %% ../nbs/09_training.ipynb #76c8ff94
+# %% ../nbs/09_training.ipynb #7d44b49e
 def plot_curves(out:Path, phases) -> Path:
     "`out/curves.png` from the `history_<phase>.csv` files: loss and validation PSNR per epoch, one colour per phase."
     import pandas as pd, matplotlib
@@ -318,13 +323,14 @@ def plot_curves(out:Path, phases) -> Path:
     fig.tight_layout()
     return save_figure(fig, Path(out)/'curves.png')
 
+# %% ../nbs/09_training.ipynb #a4b92747
 class CurvesPlot(Callback):
     "Redraw `out/curves.png` after every epoch (after `HistoryCSV` has written the epoch's row)."
     order = 100
     def __init__(self, out, phases): self.out, self.phases = Path(out), list(phases)
     def after_epoch(self): plot_curves(self.out, self.phases)
 
-# %% ../nbs/09_training.ipynb #e40cbada
+# %% ../nbs/09_training.ipynb #d5c8e92a
 def _run_state(out:Path) -> dict:
     f = out/'train_state.json'
     return json.loads(f.read_text()) if f.is_file() else {}
@@ -332,6 +338,7 @@ def _run_state(out:Path) -> dict:
 def _save_run_state(out:Path, state:dict):
     atomic_write_bytes(out/'train_state.json', json.dumps(state, indent=1, default=str).encode())
 
+# %% ../nbs/09_training.ipynb #7d281385
 def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet, stages=None):
     "Train one phase: one-cycle with per-epoch checkpoints, a time budget, or `stages` with `fit_progressive`; on Ctrl-C save and re-raise."
     ck, hist = out/f'checkpoint_{phase}.pth', out/f'history_{phase}.csv'
