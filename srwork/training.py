@@ -28,10 +28,10 @@ __all__ = ['SCHEDULES', 'Stage', 'in_test', 'course_v3_stages', 'progressive_sta
            'lean_pickle', 'export_generator', 'TimeBudget', 'fit_budget', 'schedule_stages', 'save_figure',
            'HistoryCSV', 'plot_curves', 'CurvesPlot', 'train']
 
-# %% ../nbs/09_training.ipynb #c4b71362
+# %% ../nbs/09_training.ipynb #a1e92b26
 @dataclass
 class Stage:
-    "One phase of a schedule: `epochs` of one-cycle at `patch_size` (HR pixels) and `bs`, lr a number or slice."
+    "One stage of a progressive schedule: `epochs` of one-cycle at `patch_size` (HR pixels) and `bs`, lr a number or slice."
     patch_size:int
     bs:int
     epochs:int
