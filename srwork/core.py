@@ -57,7 +57,9 @@ def set_seed(seed:int, reproducible:bool=False):
 # %% ../nbs/00_core.ipynb #a9d4dbc5
 class Registry:
     "Named entries of one `kind` (e.g. 'arch'): register with `register` (also as a decorator), look up with `reg[name]`."
-    def __init__(self, kind:str): self.kind, self._entries, self._aliases = kind, {}, {}
+    def __init__(self, kind:str, hint:str=''):
+        "`hint`: how entries get registered, said when a name is missing (e.g. which modules to import)."
+        self.kind, self.hint, self._entries, self._aliases = kind, hint, {}, {}
 
     _DECORATE = object()
     def register(self, name:str, obj=_DECORATE, aliases=()):
@@ -69,7 +71,9 @@ class Registry:
 
     def __getitem__(self, name:str):
         name = self._aliases.get(name, name)
-        if name not in self._entries: raise SRWorkError(f"unknown {self.kind} {name!r}: choose from {', '.join(self.names)}")
+        if name not in self._entries:
+            known = f"choose from {', '.join(self.names)}" if self._entries else f"no {self.kind} is registered yet"
+            raise SRWorkError(f"unknown {self.kind} {name!r}: {known}" + (f" ({self.hint})" if self.hint else ''))
         return self._entries[name]
 
     def __contains__(self, name) -> bool: return name in self._entries or name in self._aliases

@@ -255,8 +255,9 @@ class GANTrainer(Callback):
     def _make_opt(self):
         if self.d_opt is None: self.d_opt = torch.optim.Adam(self.D.parameters(), lr=1e-4, betas=self.betas, weight_decay=self.d_wd)
 
+    def _to_device(self): self.D.to(self.dls.device if self.dls.device is not None else 'cpu')
     def before_fit(self):
-        self.D.to(self.dls.device if self.dls.device is not None else 'cpu')
+        self._to_device()
         self._make_opt()
 
     def before_train(self): self.D.train()
@@ -284,6 +285,7 @@ class GANTrainer(Callback):
     def checkpoint_state(self) -> dict:
         return dict(discriminator=self.D.state_dict(), d_opt=self.d_opt.state_dict() if self.d_opt else None, history=self.history)
     def load_checkpoint_state(self, state:dict):
+        self._to_device()                       # before the optimizer: Adam keeps its state on its parameters' device
         self.D.load_state_dict(state['discriminator'])
         self._make_opt()
         if state.get('d_opt'): self.d_opt.load_state_dict(state['d_opt'])

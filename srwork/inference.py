@@ -145,8 +145,18 @@ def _upscale_alpha(up, alpha, how, **kw):
 def upscale(model, image, tile:int|None=256, tile_pad:int|None=None, batch_size:int=4, device=None, dtype=None,
             alpha:str='bicubic', blend:str='crop', progress:bool=False, warmup:bool=False, scale:int=None):
     "Upscale `image` (path, PIL, array or tensor) with `model` (Learner, nn.Module, Upscaler or model file); same kind out."
+    callers = (model.model if hasattr(model, 'dls') else model) if not isinstance(model, (str, Path, Upscaler)) else None
+    if not isinstance(callers, nn.Module): callers = None       # a caller's Learner or module goes back to its device and modes
+    modes = {m: m.training for m in callers.modules()} if callers is not None else {}
+    home = next(callers.parameters(), torch.empty(0)).device if callers is not None else None
     up = as_model(model, scale)
-    up.to(device or _default_device())
+    try: return _upscale(up.to(device or _default_device()), image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup)
+    finally:
+        if callers is not None:
+            callers.to(home)
+            for m, training in modes.items(): m.training = training
+
+def _upscale(up:Upscaler, image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup):
     kw = dict(tile=tile, tile_pad=tile_pad, batch_size=batch_size, dtype=dtype, blend=blend, progress=progress)
     meta = None
     if isinstance(image, (str, Path)):

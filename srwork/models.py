@@ -49,7 +49,8 @@ class ArchSpec:
     init_only: tuple = ()            # constructor arguments that only set initial weights: not recorded in `.config`
     description: str = ''
 
-ARCHS = Registry('arch')
+ARCHS = Registry('arch', hint='the built-in architectures register when their modules are imported: '
+                 'import srwork.edsr, srwork.esrgan, srwork.unet; srwork.training and srwork.inference do')
 
 # %% ../nbs/05_models.ipynb #68006a5c
 def _jsonable(v):

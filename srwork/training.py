@@ -167,9 +167,10 @@ def resume_checkpoint(learn:Learner, fname) -> int:
     "Restore what `EpochCheckpoint`/`save_checkpoint` saved into `learn`; returns the epoch to resume at."
     fname = Path(fname)
     if not fname.is_file(): raise SRWorkError(f"{fname}: no checkpoint to resume from")
-    try: state = torch.load(fname, map_location='cpu', weights_only=False)    # our own file: it holds optimizer state
+    device = getattr(learn.dls, 'device', None) or 'cpu'      # fastai's optimizer state must sit beside the parameters
+    try: state = torch.load(fname, map_location=device, weights_only=False)    # our own file: it holds optimizer state
     except Exception as e: raise SRWorkError(f"{fname}: unreadable checkpoint ({type(e).__name__}: {e})") from None
-    try: learn.model.load_state_dict(state['model'])
+    try: learn.model.to(device).load_state_dict(state['model'])
     except RuntimeError as e: raise SRWorkError(f"{fname}: the checkpoint is for another model: {str(e).splitlines()[0]}") from None
     if state.get('opt') is not None:
         if learn.opt is None: learn.create_opt()

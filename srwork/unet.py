@@ -74,7 +74,7 @@ def _ensure_imagenet_norm(dls):
     if not stats:
         dls.add_tfms([Normalize.from_stats(*imagenet_stats)], 'after_batch')
         if hasattr(dls, 'sr_config'): dls.sr_config['normalize'] = True
-    elif len(stats) > 1 or not torch.allclose(stats[0][0], torch.tensor(imagenet_stats[0])):
+    elif len(stats) > 1 or not torch.allclose(stats[0][0].cpu(), torch.tensor(imagenet_stats[0])):   # on the loaders' device
         warnings.warn("these loaders normalise with other statistics than ImageNet's; y_range=(-3, 3) assumes ImageNet's")
 
 def sr_unet_learner(dls, arch='resnet34', pretrained:bool=True, loss_func=None, blur:bool=True, self_attention:bool=True,

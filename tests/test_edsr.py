@@ -148,6 +148,7 @@ def test_few_steps_lower_the_loss_on_a_fixed_batch(dls):
     torch.manual_seed(0)
     learn = edsr_learner(dls, 2, num_feat=16, num_block=2)
     xb, yb = dls.one_batch()
+    learn.model.to(dls.device)                  # fit would do this; the loop below calls the model directly
     learn.create_opt()
     learn.opt.set_hyper('lr', 1e-3)
     losses = []

@@ -116,3 +116,14 @@ def test_a_new_architecture_through_the_cli(plugin, data, tmp_path):
     assert r.returncode == 1 and "unknown arch 'tiny-test'" in r.stderr and 'model.safetensors' in r.stderr
     r = run('train', '--arch', 'tiny-test', '--data', data, '-o', tmp_path/'never', env={**env, 'SRWORK_PLUGINS': 'no_such_plugin'})
     assert r.returncode == 1 and "plugin 'no_such_plugin' could not be imported" in r.stderr and not (tmp_path/'never').exists()
+
+
+def test_an_unimported_architecture_says_which_modules_register_it():
+    "`srwork.models` alone registers nothing (the architectures come later in the pipeline): the error says what to import."
+    code = "from srwork.models import create_model\ncreate_model('esrgan')"
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert "unknown arch 'esrgan': no arch is registered yet" in r.stderr and 'import srwork.edsr, srwork.esrgan' in r.stderr
+    code = "from srwork.models import create_model\nimport srwork.esrgan\nprint(type(create_model('esrgan', 'small', 4)).__name__)"
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == 'RRDBNet', r.stderr

@@ -83,6 +83,7 @@ def test_normalisation_added_and_kept_by_dls_at(samples, tmp_path):
 def test_few_steps_lower_the_loss_on_a_fixed_batch(samples, tmp_path):
     learn = small_learner(samples, tmp_path)
     xb, yb = learn.dls.one_batch()
+    learn.model.to(learn.dls.device)            # fit would do this; the loop below calls the model directly
     opt = torch.optim.Adam(learn.model.parameters(), lr=1e-3)
     learn.model.train()
     losses = []
