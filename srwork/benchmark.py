@@ -216,11 +216,12 @@ def bench(data:list, # folders of HR images, or dataset names under the data roo
           y_channel:bool=True, # measure on the Y channel (the tables' protocol) rather than RGB
           bicubic:bool=True, # include the bicubic baseline
           csv=None, # also write the table to this CSV file
+          trust_pickle:bool=False, # load .pkl models (unpickling runs the code they hold): only files you trust
          ):
     "Print (and return) the benchmark table of bicubic and `models` on `data` folders or dataset names."
     import pandas as pd
     ups = {'bicubic': Bicubic()} if bicubic else {}
-    for m in models: ups[Path(m).stem] = load_model(m)
+    for m in models: ups[Path(m).stem] = load_model(m, trust_pickle)
     if not ups: raise SRWorkError("nothing to benchmark: give --model or drop --no-bicubic")
     table = benchmark_table(ups, list(data), scales=tuple(scales), y_channel=y_channel)
     with pd.option_context('display.width', 200, 'display.max_columns', None, 'display.float_format', '{:.4f}'.format):

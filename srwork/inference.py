@@ -24,9 +24,9 @@ __all__ = ['as_model', 'receptive_field', 'tile_windows', 'upscale_tensor', 'ups
            'onnx_session', 'onnx_max_diff', 'quantize_onnx', 'onnx_upscaler', 'upscale_files']
 
 # %% ../nbs/10_inference.ipynb #e71c2040
-def as_model(obj, scale:int=None) -> Upscaler:
-    "An `Upscaler` from an `Upscaler`, Learner, `nn.Module` or model file path."
-    if isinstance(obj, (str, Path)): obj = load_model(obj)
+def as_model(obj, scale:int=None, trust:bool=False) -> Upscaler:
+    "An `Upscaler` from an `Upscaler`, Learner, `nn.Module` or model file path (a `.pkl` only with `trust`)."
+    if isinstance(obj, (str, Path)): obj = load_model(obj, trust)
     return Upscaler.from_any(obj, scale)
 
 # %% ../nbs/10_inference.ipynb #a6130fbd
@@ -143,13 +143,14 @@ def _upscale_alpha(up, alpha, how, **kw):
 
 # %% ../nbs/10_inference.ipynb #266568f7
 def upscale(model, image, tile:int|None=256, tile_pad:int|None=None, batch_size:int=4, device=None, dtype=None,
-            alpha:str='bicubic', blend:str='crop', progress:bool=False, warmup:bool=False, scale:int=None):
+            alpha:str='bicubic', blend:str='crop', progress:bool=False, warmup:bool=False, scale:int=None,
+            trust:bool=False):
     "Upscale `image` (path, PIL, array or tensor) with `model` (Learner, nn.Module, Upscaler or model file); same kind out."
     callers = (model.model if hasattr(model, 'dls') else model) if not isinstance(model, (str, Path, Upscaler)) else None
     if not isinstance(callers, nn.Module): callers = None       # a caller's Learner or module goes back to its device and modes
     modes = {m: m.training for m in callers.modules()} if callers is not None else {}
     home = next(callers.parameters(), torch.empty(0)).device if callers is not None else None
-    up = as_model(model, scale)
+    up = as_model(model, scale, trust)
     try: return _upscale(up.to(device or _default_device()), image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup)
     finally:
         if callers is not None:
@@ -205,11 +206,14 @@ def _to_pil(t:torch.Tensor, mode:str) -> Image.Image:
     return im if im.mode == mode or mode not in ('1', 'P', 'CMYK') else im.convert(mode)
 
 # %% ../nbs/10_inference.ipynb #9ec8138c
-def load_model(path) -> Upscaler:
-    "An `Upscaler` from a `.safetensors` file (no code runs) or a `learn.export()` pickle (`.pkl`: code runs; trusted files only)."
+def load_model(path, trust:bool=False) -> Upscaler:
+    "An `Upscaler` from a `.safetensors` file (no code runs) or, with `trust`, a `learn.export()` pickle (`.pkl`: code runs)."
     p = Path(path)
     if not p.is_file(): raise SRWorkError(f"{p}: model file not found")
     if p.suffix.lower() == '.pkl':
+        if not trust: raise SRWorkError(f"{p}: a .pkl model is a pickle, and loading one runs any code it holds: use its .safetensors "
+                                        "twin (save_model; srwork train writes both), or pass --trust-pickle (API: trust=True) "
+                                        "for a file you trust")
         from fastai.learner import load_learner
         try: return Upscaler.from_any(load_learner(p, cpu=True))
         except SRWorkError: raise
@@ -287,20 +291,43 @@ def onnx_upscaler(path):
     def up(lr): return torch.from_numpy(sess.run(None, {'lr': lr[None].numpy().astype(np.float32)})[0][0]).clamp(0, 1)
     return up
 
-# %% ../nbs/10_inference.ipynb #729a336c
-def _expand_inputs(inputs) -> list[tuple[Path, Path]]:
-    "(file, relative output name) for files, folders (recursive) and glob patterns."
-    out = []
+# %% ../nbs/10_inference.ipynb #f9379809
+def _expand_inputs(inputs) -> list[tuple[Path, Path, Path|None]]:
+    "(file, relative output name, the folder it was found in or None) for files, folders (recursive) and globs; each file once."
+    out, seen = [], set()
     for inp in inputs:
         p = Path(inp)
-        if p.is_dir(): out += [(f, f.relative_to(p)) for f in image_files(p)]
-        elif p.exists(): out.append((p, Path(p.name)))
+        if p.is_dir(): found = [(f, f.relative_to(p), p) for f in image_files(p)]
+        elif p.exists(): found = [(p, Path(p.name), None)]
         else:
             hits = sorted(glob.glob(str(inp), recursive=True))
             if not hits: raise SRWorkError(f"{inp}: no such file, folder or matching files")
-            out += [(Path(h), Path(Path(h).name)) for h in hits if Path(h).is_file()]
+            found = [(Path(h), Path(Path(h).name), None) for h in hits if Path(h).is_file()]
+        for f, rel, root in found:
+            if f.resolve() not in seen: seen.add(f.resolve()); out.append((f, rel, root))
     if not out: raise SRWorkError("no input images found")
     return out
+
+# %% ../nbs/10_inference.ipynb #92c45f9e
+def _plan_outputs(files, out:Path, suffix:str='', overwrite:bool=False):
+    "Jobs `(file, dest)`, failures `(file, reason)` and skipped inputs `(file, reason)` of a run, before any work."
+    dest_of = {f: out/rel.with_name(rel.stem + suffix + rel.suffix) for f, rel, _ in files}
+    owner = {}                                             # resolved destination -> the input that writes it
+    for f, d in dest_of.items(): owner.setdefault(d.resolve(), f)
+    out_r = out.resolve()
+    jobs, failed, skipped = [], [], []
+    for f, rel, root in files:
+        fr, d = f.resolve(), dest_of[f]
+        writer = owner.get(fr)
+        if writer is not None and writer != f: skipped.append((f, f"it is this run's output for {writer}")); continue
+        if root is not None and root.resolve() in out_r.parents and out_r in fr.parents:      # OUT inside an input folder
+            skipped.append((f, f"it lies in the output folder {out}")); continue
+        if d.resolve() == fr: failed.append((f, f"{f}: refusing to overwrite the input (choose another -o or a --suffix)"))
+        elif owner[d.resolve()] != f:
+            failed.append((f, f"{f}: its output {d} is also the output of {owner[d.resolve()]}: upscale them into separate -o folders"))
+        elif d.exists() and not overwrite: failed.append((f, f"{f}: {d} exists: pass --overwrite to replace it, or choose another -o"))
+        else: jobs.append((f, d))
+    return jobs, failed, skipped
 
 # %% ../nbs/10_inference.ipynb #6ec3d4bd
 def upscale_files(inputs:list, # image files, folders or glob patterns
@@ -312,24 +339,26 @@ def upscale_files(inputs:list, # image files, folders or glob patterns
                   device:str=None, # cpu, cuda, cuda:1, ... (default: cuda if available)
                   half:bool=False, # fp16 on GPU / bf16 on CPU, falling back to fp32 on NaN or black output
                   suffix:str='', # added to each output file name, e.g. _x4
+                  overwrite:bool=False, # replace output files that exist (inputs are never replaced)
+                  trust_pickle:bool=False, # load a .pkl model (unpickling runs the code it holds): only for files you trust
                   quiet:bool=False, # print nothing but errors
                  ) -> dict:
-    "Upscale every image of `inputs` with `model` into folder `out`; returns {'done': [...], 'failed': [(path, reason)]}."
-    files = _expand_inputs(inputs)
-    up = as_model(model)
+    "Upscale every image of `inputs` with `model` into folder `out`; returns {'done', 'failed', 'skipped'} lists."
+    out = Path(out)
+    files, failed, skipped = _plan_outputs(_expand_inputs(inputs), out, suffix, overwrite)
+    up = as_model(model, trust=trust_pickle)
     dev = torch.device(device) if device else _default_device()
     dtype = (torch.float16 if dev.type == 'cuda' else torch.bfloat16) if half else None
-    out = Path(out)
-    done, failed = [], []
+    for f, why in failed: print(f"srwork: error: {why}", file=sys.stderr)
+    for f, why in skipped:
+        if not quiet: print(f"skipping {f}: {why}", file=sys.stderr)
+    done = []
     interactive = sys.stderr.isatty() and not quiet
     if interactive and len(files) > 1:
         from fastprogress.fastprogress import progress_bar
         files = progress_bar(files)
-    for f, rel in files:
-        dest = out/rel.with_name(rel.stem + suffix + rel.suffix)
+    for f, dest in files:
         try:
-            if dest.exists() and dest.resolve() == f.resolve():
-                raise SRWorkError(f"{f}: refusing to overwrite the input (choose another -o or a --suffix)")
             t0 = time.time()
             res = upscale(up, f, tile=tile or None, tile_pad=tile_pad, batch_size=batch_size, device=dev, dtype=dtype,
                           progress=interactive)
@@ -339,5 +368,5 @@ def upscale_files(inputs:list, # image files, folders or glob patterns
         except (SRWorkError, OSError, ValueError) as e:
             msg = str(e) if str(f) in str(e) else f"{f}: {e}"
             failed.append((f, msg)); print(f"srwork: error: {msg}", file=sys.stderr)
-    if not quiet: print(f"{len(done)} upscaled, {len(failed)} failed")
-    return dict(done=done, failed=failed)
+    if not quiet: print(f"{len(done)} upscaled, {len(failed)} failed" + (f", {len(skipped)} skipped" if skipped else ''))
+    return dict(done=done, failed=failed, skipped=skipped)

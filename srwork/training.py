@@ -12,6 +12,10 @@ import torch
 import fastai.callback.schedule     # fit_one_cycle, lr_find
 from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.progress import ProgressCallback
+from contextlib import contextmanager
+from fastprogress.fastprogress import master_bar
+from fastcore.basics import noop
 from fastai.metrics import LossMetric
 from fastai.losses import L1LossFlat
 
@@ -23,10 +27,10 @@ from . import edsr, esrgan, unet       # the built-in architectures register the
 from .esrgan import plot_gan
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'Stage', 'in_test', 'course_v3_stages', 'progressive_stages', 'group_lrs', 'trainable_groups',
-           'progressive_state', 'fit_progressive', 'save_checkpoint', 'EpochCheckpoint', 'resume_checkpoint',
-           'lean_pickle', 'export_generator', 'TimeBudget', 'fit_budget', 'schedule_stages', 'save_figure',
-           'HistoryCSV', 'plot_curves', 'CurvesPlot', 'train']
+__all__ = ['SCHEDULES', 'RUN_FILES', 'Stage', 'in_test', 'course_v3_stages', 'progressive_stages', 'group_lrs',
+           'trainable_groups', 'progressive_state', 'fit_progressive', 'save_checkpoint', 'EpochCheckpoint',
+           'resume_checkpoint', 'lean_pickle', 'export_generator', 'TimeBudget', 'BudgetProgress', 'lazy_epoch_bar',
+           'fit_budget', 'schedule_stages', 'save_figure', 'HistoryCSV', 'plot_curves', 'CurvesPlot', 'train']
 
 # %% ../nbs/09_training.ipynb #a1e92b26
 @dataclass
@@ -181,8 +185,6 @@ def resume_checkpoint(learn:Learner, fname) -> int:
     return state['epoch'] + 1
 
 # %% ../nbs/09_training.ipynb #0145b405
-from contextlib import contextmanager
-
 @contextmanager
 def lean_pickle(model):
     "Within this context `model` pickles without weight norm's derived `weight` tensors and without hooks' stored activations."
@@ -243,11 +245,33 @@ class TimeBudget(Callback):
     def elapsed(self) -> float: return time.perf_counter() - self.t0
     def checkpoint_state(self) -> dict: return dict(elapsed=self.elapsed)
 
+# %% ../nbs/09_training.ipynb #87297c42
+class BudgetProgress(ProgressCallback):
+    "fastai's progress bars over a lazy `range` of epochs: any `n_epoch` costs nothing (a time budget's 10**9 included)."
+    def before_fit(self):
+        assert hasattr(self.learn, 'recorder')
+        if self.create_mbar: self.mbar = master_bar(range(self.n_epoch))
+        if self.learn.logger != noop:
+            self.old_logger, self.learn.logger = self.logger, self._write_stats
+            self._write_stats(self.recorder.metric_names)
+        else: self.old_logger = noop
+
+# %% ../nbs/09_training.ipynb #037b0659
+@contextmanager
+def lazy_epoch_bar(learn:Learner):
+    "Within this context `learn`'s fastai `ProgressCallback` is a `BudgetProgress`: a fit of any epoch count costs nothing."
+    bars = [cb for cb in learn.cbs if type(cb) is ProgressCallback]
+    for cb in bars: learn.remove_cb(cb)
+    if bars: learn.add_cb(BudgetProgress())
+    try: yield learn
+    finally:
+        if bars: learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, BudgetProgress)]); learn.add_cbs(bars)
+
 def fit_budget(learn:Learner, minutes:float, lr_max:float, warmup:float=0.02, div_final:float=100., cbs=None,
                elapsed:float=0.) -> TimeBudget:
     "Train `learn` for `minutes` of wall-clock time with a time-based warm-up + cosine schedule; returns the callback (`.iters`)."
     tb = TimeBudget(minutes, lr_max, warmup, div_final, elapsed)
-    learn.fit(10**9, lr_max, cbs=[tb] + list(cbs or []))
+    with lazy_epoch_bar(learn): learn.fit(10**9, lr_max, cbs=[tb] + list(cbs or []))
     return tb
 
 # %% ../nbs/09_training.ipynb #88d72a3c
@@ -358,7 +382,8 @@ def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet, st
     cbs = [saver, HistoryCSV(hist), CurvesPlot(out, phases)]
     tb = TimeBudget(minutes, lr, elapsed=elapsed) if minutes else None
     try:
-        if tb is not None: learn.fit(10**9, lr, cbs=[tb] + cbs)
+        if tb is not None:
+            with lazy_epoch_bar(learn): learn.fit(10**9, lr, cbs=[tb] + cbs)
         elif start < epochs: learn.fit_one_cycle(epochs, lr, start_epoch=start, cbs=cbs)
     except KeyboardInterrupt:      # the current weights, marked with the last completed epoch: resume reruns the interrupted one
         save_checkpoint(learn, ck, saver.completed if saver.completed is not None else start - 1, extra_cbs=[tb] if tb else [])
@@ -375,6 +400,24 @@ def _build(spec, size, scale, pretrained):
     kw = {'pretrained': pretrained} if 'pretrained' in inspect.signature(spec.build).parameters else {}
     try: return create_model(spec.name, size, scale, **kw)
     except SRWorkError as e: raise SRWorkError(str(e).replace('pass pretrained=False', 'use --no-pretrained')) from None
+
+# %% ../nbs/09_training.ipynb #4b8414a7
+RUN_FILES = ('train_state.json', 'checkpoint_*.pth', 'history_*.csv', 'curves.png', 'gan_curves.png', 'model.pkl',
+             'model.safetensors', 'results.csv', 'models/*_stage*.pth', 'models/*_stages_state.json')
+
+def _run_files(out:Path) -> list[Path]: return sorted(f for pat in RUN_FILES for f in out.glob(pat) if f.is_file())
+
+def _check_no_run(out:Path, overwrite:bool):
+    "Refuse an `out` that holds a run unless `overwrite`; a file in the way of the folder is refused always."
+    if out.exists() and not out.is_dir(): raise SRWorkError(f"{out}: exists and is not a folder")
+    found = _run_files(out) if out.is_dir() else []
+    if found and not overwrite:
+        what = 'a finished run' if _run_state(out).get('finished') else 'an unfinished run'
+        raise SRWorkError(f"{out}: holds {what} ({', '.join(f.name for f in found[:3])}{', ...' if len(found) > 3 else ''}): "
+                          "--resume continues it, --overwrite deletes it and starts over, or choose another -o")
+
+def _delete_run(out:Path):
+    for f in _run_files(out): f.unlink()
 
 # %% ../nbs/09_training.ipynb #2e83155d
 def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet, esrgan, srgan, unet, ...)
@@ -393,6 +436,7 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
           valid_pct:float=0.1, # fraction of images held out for validation
           seed:int=42, # random seed
           resume:bool=False, # continue the run in OUT from its last checkpoint
+          overwrite:bool=False, # start over in an OUT that holds a run: its files are deleted first
           quiet:bool=False, # print nothing but errors
          ) -> dict:
     "Train `arch` on the HR images under `data` at `scale` into folder `out`; returns the learner, loaders and exported files."
@@ -407,10 +451,12 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     patch, bs = patch or spec.patch, bs or 16
     if patch % scale: raise SRWorkError(f"--patch {patch} is not a multiple of --scale {scale}")
     if epochs is not None and epochs < 1 and not minutes: raise SRWorkError("--epochs must be at least 1")
-    out, data = Path(out), Path(data)
+    out, data = Path(out).absolute(), Path(data)     # absolute: fastai joins a learner's path onto file names
     files = _check_train_data(data, patch)
     state = _run_state(out) if resume else {}
     if resume and not state: raise SRWorkError(f"{out}: nothing to resume (no train_state.json)")
+    if resume and overwrite: raise SRWorkError("--resume continues the run in OUT and --overwrite deletes it: choose one")
+    if not resume: _check_no_run(out, overwrite)
     if resume and state.get('config', {}).get('arch') not in (None, arch):
         raise SRWorkError(f"{out}: holds a {state['config']['arch']} run, not {arch}")
     set_seed(seed)
@@ -423,6 +469,7 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     learn = _phase_learner(spec, dls, model, scale, phases[0], pretrained, out)     # builds (and checks) the first learner
     lr = lr or spec.lr
     # -- training --
+    if overwrite: _delete_run(out)
     out.mkdir(parents=True, exist_ok=True)
     config = dict(arch=arch, data=str(data), scale=scale, preset=preset, patch=patch, bs=bs, epochs=epochs, minutes=minutes,
                   lr=lr, pretrained=pretrained, size=size, valid_pct=valid_pct, seed=seed, schedule=schedule)
