@@ -13,8 +13,7 @@ import torch
 
 from .core import SRWorkError, load_image, save_image, sample_images, set_seed, atomic_write_bytes, luma, quantise, round_half_up, to_uint
 from .crappify import imresize
-from fastai.data.transforms import get_image_files
-from .data import get_dataset, find_benchmark_set, image_files, sr_dataloaders
+from .data import get_dataset, find_benchmark_set, find_images, image_files, sr_dataloaders
 from .metrics import psnr, ssim
 from .models import Upscaler, sr_learner, save_model
 from .edsr import YChannel, YL1Loss
@@ -65,7 +64,7 @@ def _image_list(source) -> tuple[str, list]:
     p = Path(source)
     if not p.exists(): p = get_dataset(str(source))
     if not p.is_dir(): raise SRWorkError(f"{p}: not a folder of images")
-    files = sorted(get_image_files(p))
+    files = find_images(p)
     if not files: raise SRWorkError(f"{p}: no image files found")
     return p.name, files
 
@@ -99,7 +98,7 @@ def benchmark_table(upscalers:dict, datasets, scales=(2, 3, 4), y_channel:bool=T
     "Mean PSNR/SSIM of each upscaler (rows) on each dataset × scale (columns)."
     import pandas as pd
     datasets = datasets if isinstance(datasets, dict) else {_image_list(d)[0]: d for d in datasets}
-    cols, data = [], {}
+    cols, data, skipped = [], {}, []
     for dname, src in datasets.items():
         for s in scales:
             for m in metrics: cols.append((dname, f"x{s}", m))
@@ -108,12 +107,13 @@ def benchmark_table(upscalers:dict, datasets, scales=(2, 3, 4), y_channel:bool=T
                 if u is None: continue
                 try: res = evaluate(u, src, s, y_channel).iloc[-1]
                 except SRWorkError as e:
-                    if 'is it a x' in str(e): continue     # a fixed-scale model asked for another scale
-                    raise
+                    if 'the model upscales x' not in str(e) and 'is it a x' not in str(e): raise
+                    skipped.append(f"{uname} x{s}: {e}"); continue     # a fixed-scale model asked for another scale
                 for m in metrics: data.setdefault(uname, {})[(dname, f"x{s}", m)] = res[m]
     df = pd.DataFrame.from_dict(data, orient='index').reindex(index=list(upscalers), columns=pd.MultiIndex.from_tuples(cols))
     df.attrs['note'] = (f"PSNR (dB) / SSIM on the {'Y channel (BT.601)' if y_channel else 'RGB channels'}, 8-bit, "
                         f"border crop = scale, LR by MATLAB-compatible bicubic")
+    df.attrs['skipped'] = sorted(set(skipped))                 # what the empty cells mean
     return df
 
 # %% ../nbs/11_benchmark.ipynb #a96b8ac6
@@ -225,8 +225,9 @@ def bench(data:list, # folders of HR images, or dataset names under the data roo
     if not ups: raise SRWorkError("nothing to benchmark: give --model or drop --no-bicubic")
     table = benchmark_table(ups, list(data), scales=tuple(scales), y_channel=y_channel)
     with pd.option_context('display.width', 200, 'display.max_columns', None, 'display.float_format', '{:.4f}'.format):
-        print(table.T.to_string())
+        print(table.T.to_string(na_rep='-'))
     print(table.attrs['note'])
+    for line in table.attrs['skipped']: print(f"no result for {line}")
     if csv: atomic_write_bytes(csv, table.to_csv().encode())
     return table
 

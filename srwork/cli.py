@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, importlib, inspect, sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from . import __version__
@@ -31,6 +32,16 @@ class Command:
 
 COMMANDS = Registry('command')
 
+# %% ../nbs/90_cli.ipynb #585925c3
+def _train_interrupted(out:Path, schedule:str) -> str:
+    "What Ctrl-C left in `out`, said truly: a checkpoint to resume from, a run folder with none yet, or nothing."
+    if any(out.glob('checkpoint_*.pth')) or any(out.glob('models/*_stage*.pth')):
+        what = 'checkpoint saved' if schedule == 'one-cycle' else 'completed stages are saved'
+        return f"interrupted: {what} in {out}; run the same command with --resume to continue"
+    if out.is_dir() and (out/'train_state.json').is_file():
+        return f"interrupted before the first checkpoint: nothing trained is saved; the same command with --resume starts over in {out}"
+    return "interrupted before training started: nothing was written"
+
 # %% ../nbs/90_cli.ipynb #0e690ed7
 COMMANDS.register('demo', Command('srwork.benchmark.demo',
     "Main job: train a small model on the offline sample set for a few minutes, upscale a held-out image, report PSNR.",
@@ -48,8 +59,7 @@ COMMANDS.register('upscale', Command('srwork.inference.upscale_files',
 COMMANDS.register('train', Command('srwork.benchmark.train_and_evaluate',
     "Train a learner (unet, edsr, srresnet, esrgan, srgan) on a folder of HR images; checkpoints, resume, exports.",
     {'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},
-    interrupted=lambda a: (f"interrupted: {'checkpoint saved' if a.schedule == 'one-cycle' else 'completed stages are saved'} "
-                           f"in {a.out}; run the same command with --resume to continue")))
+    interrupted=lambda a: _train_interrupted(Path(a.out), a.schedule)))
 
 # %% ../nbs/90_cli.ipynb #c4ba4f34
 _TYPES = {'int': int, 'float': float, 'str': str}

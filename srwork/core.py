@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #edc59cbe
 from __future__ import annotations
-import io, os, random, shutil, tempfile, warnings
+import io, math, os, random, shutil, tempfile, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,10 +17,10 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', ca
 from fastai.torch_core import TensorImage
 
 # %% auto #0
-__all__ = ['YCBCR_MATRIX', 'YCBCR_OFFSET', 'SAMPLE_IMAGES', 'SRWorkError', 'ImageReadError', 'ImageNotFoundError', 'data_path',
-           'set_seed', 'Registry', 'round_half_up', 'quantise', 'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb',
-           'rgb_to_y', 'ImageMeta', 'load_image', 'atomic_write_bytes', 'save_image', 'torchvision_weights',
-           'sample_images']
+__all__ = ['YCBCR_MATRIX', 'YCBCR_OFFSET', 'DEFAULT_MAX_PIXELS', 'SAMPLE_IMAGES', 'SRWorkError', 'ImageReadError',
+           'ImageNotFoundError', 'check_number', 'data_path', 'set_seed', 'Registry', 'round_half_up', 'quantise',
+           'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'rgb_to_y', 'ImageMeta', 'max_image_pixels', 'load_image',
+           'ImageValueError', 'atomic_write_bytes', 'save_image', 'torchvision_weights', 'sample_images']
 
 # %% ../nbs/00_core.ipynb #d16b57b5
 class SRWorkError(Exception):
@@ -34,6 +34,17 @@ class ImageReadError(SRWorkError, OSError):
 
 class ImageNotFoundError(ImageReadError, FileNotFoundError):
     "An image path that does not exist."
+
+# %% ../nbs/00_core.ipynb #472b2f5d
+def check_number(name:str, value, lo=None, hi=None, lo_open:bool=False, hi_open:bool=False, integer:bool=False):
+    "`value` unless it is not a finite number in [`lo`, `hi`] (ends open as asked) or, with `integer`, not whole: then an `SRWorkError` naming `name`."
+    need = ' and '.join(([f"greater than {lo}" if lo_open else f"at least {lo}"] if lo is not None else []) +
+                        ([f"less than {hi}" if hi_open else f"at most {hi}"] if hi is not None else []))
+    try: ok = math.isfinite(value) and (not integer or float(value).is_integer())
+    except TypeError: ok = False
+    ok = ok and (lo is None or (value > lo if lo_open else value >= lo)) and (hi is None or (value < hi if hi_open else value <= hi))
+    if not ok: raise SRWorkError(f"{name} must be {'a whole number' if integer else 'a number'}{' ' + need if need else ''}, not {value!r}")
+    return value
 
 # %% ../nbs/00_core.ipynb #c37c15e8
 def data_path(*parts, create:bool=False) -> Path:
@@ -225,14 +236,37 @@ def _to_tensor(a:np.ndarray, white:float) -> torch.Tensor:
     a = a[..., None] if a.ndim == 2 else a
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32) / np.float32(white))
 
+# %% ../nbs/00_core.ipynb #35567268
+DEFAULT_MAX_PIXELS = 100_000_000
+
+def max_image_pixels() -> int:
+    "The largest image (width x height) srwork decodes: `$SRWORK_MAX_PIXELS` if set, else `DEFAULT_MAX_PIXELS`."
+    v = os.environ.get('SRWORK_MAX_PIXELS')
+    if not v: return DEFAULT_MAX_PIXELS
+    try: n = int(float(v))
+    except ValueError: n = 0
+    if n < 1: raise SRWorkError(f"SRWORK_MAX_PIXELS={v!r}: must be a positive number of pixels")
+    return n
+
 # %% ../nbs/00_core.ipynb #adf59de0
-def load_image(path) -> TensorImage:
-    "Read an image file into a float `(3, H, W)` `TensorImage` in [0, 1], upright, with `.meta` (an `ImageMeta`)."
+def load_image(path, max_pixels:int=None) -> TensorImage:
+    "Read an image file into a float `(3, H, W)` `TensorImage` in [0, 1], upright, with `.meta` (an `ImageMeta`); see `max_image_pixels`."
     path = Path(path)
     _check_file(path)
     with open(path, 'rb') as f: head = f.read(32)
+    limit = max_pixels or max_image_pixels()
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)      # srwork's own limit, below, says it better
+            im = Image.open(path)
+        with im:
+            w, h = im.size                      # from the header: nothing is decoded yet
+            if w * h > limit:
+                raise ImageReadError(path, f"{w}x{h} is {w * h / 1e6:.3g} Mpx, over the {limit / 1e6:g} Mpx limit (a decompression "
+                                           f"bomb, or a huge image: raise it with SRWORK_MAX_PIXELS)")
+            if getattr(im, 'n_frames', 1) > 1:
+                raise ImageReadError(path, f"{im.n_frames} frames (an animation or a multi-page file): srwork upscales still "
+                                           "images; save the frames as separate files")
             im.load()   # decode now: truncated or corrupt data fails here, not later
             fmt, mode, info = im.format, im.mode, dict(im.info)
             orientation = int(im.getexif().get(0x0112, 1) or 1)
@@ -245,6 +279,8 @@ def load_image(path) -> TensorImage:
                 im = ImageOps.exif_transpose(im) if orientation != 1 else im
                 rgb, alpha, white = _pil_arrays(im, bits)
     except ImageReadError: raise
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(path, f"over Pillow's decompression-bomb limit ({e})") from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not a recognised image file (supported: PNG, JPEG, TIFF, WebP, BMP)") from None
     except (OSError, SyntaxError, EOFError) as e:
@@ -259,22 +295,47 @@ def load_image(path) -> TensorImage:
     return t
 
 # %% ../nbs/00_core.ipynb #50acee85
+class ImageValueError(SRWorkError, ValueError):
+    "An in-memory image (array or tensor) that srwork would otherwise misread: wrong layout, type, range or non-finite values."
+
+_WHITE = {'uint8': 255., 'uint16': 65535.}
+
+def _levels(a, kind:str):
+    "`a` (numpy array or tensor) as float32 in [0, 1] by its dtype: uint8/uint16 levels, or floats already in [0, 1]."
+    dt = str(a.dtype).replace('torch.', '')
+    if dt in _WHITE: return (a.astype(np.float32) if kind == 'array' else a.float()) / _WHITE[dt]
+    if 'float' not in dt and 'bfloat' not in dt:
+        raise ImageValueError(f"{kind} images must be uint8 (0-255), uint16 (0-65535) or float in [0, 1], not {dt}")
+    f = a.astype(np.float32) if kind == 'array' else a.float()
+    finite = np.isfinite(f).all() if kind == 'array' else bool(torch.isfinite(f).all())
+    if not finite: raise ImageValueError(f"the {kind} holds NaN or infinite values")
+    if f.size if kind == 'array' else f.numel():
+        lo, hi = float(f.min()), float(f.max())
+        if lo < -0.5 or hi > 1.5:                 # small over/undershoots (a model's or bicubic's ringing) are kept
+            raise ImageValueError(f"a float {kind} is read as an image in [0, 1], but this one spans {lo:g} to {hi:g}: "
+                                  f"divide 0-255 values by 255 (or pass uint8)")
+    return f
+
 def _as_chw(img) -> torch.Tensor:
-    "A float (C, H, W) tensor in [0, 1] from a tensor, numpy array (HWC or HW) or PIL image."
+    "A float (C, H, W) tensor in [0, 1] from a tensor (CHW), numpy array (HWC or HW) or PIL image; misreadable input is refused."
     if isinstance(img, Image.Image):
         rgb, alpha, white = _pil_arrays(img, 16 if img.mode.startswith('I;16') else 8)
         t = _to_tensor(rgb, white)
         return torch.cat([t, _to_tensor(alpha, white)]) if alpha is not None else t
     if isinstance(img, np.ndarray):
-        white = {np.dtype(np.uint8): 255., np.dtype(np.uint16): 65535.}.get(img.dtype, 1.)
-        a = img[..., None] if img.ndim == 2 else img
-        return torch.from_numpy(a.astype(np.float32) / white).permute(2, 0, 1)
-    t = torch.as_tensor(img).detach().float().cpu()
+        if img.ndim == 3 and img.shape[2] not in (1, 2, 3, 4):
+            hint = (": it looks channel-first (C, H, W), but numpy images are (H, W, C): pass a.transpose(1, 2, 0)"
+                    if img.shape[0] in (1, 2, 3, 4) else '')
+            raise ImageValueError(f"expected a numpy image of shape (H, W) or (H, W, C) with 1-4 channels, got {img.shape}{hint}")
+        if img.ndim not in (2, 3): raise ImageValueError(f"expected a numpy image of shape (H, W) or (H, W, C), got {img.shape}")
+        a = _levels(img[..., None] if img.ndim == 2 else img, 'array')
+        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
+    t = torch.as_tensor(img).detach().cpu()
     if t.ndim == 4 and t.shape[0] == 1: t = t[0]
     if t.ndim == 2: t = t[None]
     if t.ndim != 3 or t.shape[0] not in (1, 2, 3, 4):
-        raise ValueError(f"expected an image of shape (C, H, W) with 1-4 channels, got {tuple(t.shape)}")
-    return t.as_subclass(torch.Tensor)
+        raise ImageValueError(f"expected an image tensor of shape (C, H, W) with 1-4 channels, got {tuple(t.shape)}")
+    return _levels(t, 'tensor').as_subclass(torch.Tensor)
 
 # %% ../nbs/00_core.ipynb #16ab3b9d
 def _resize_alpha(alpha:torch.Tensor, size:tuple) -> torch.Tensor:

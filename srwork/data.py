@@ -13,7 +13,7 @@ from PIL import Image
 from .core import SRWorkError, load_image, data_path, quantise   # first: it quiets fastai's import-time warning
 import fastai.vision.data   # registers show_batch/show_results for (image, image) pairs
 from fastai.data.block import DataBlock, TransformBlock
-from fastai.data.transforms import get_image_files, RandomSplitter, IndexSplitter, Normalize
+from fastai.data.transforms import image_extensions, RandomSplitter, IndexSplitter, Normalize
 from fastai.vision.core import imagenet_stats
 from fastai.torch_core import TensorImage
 from fasttransform import ItemTransform
@@ -22,8 +22,8 @@ from fastcore.basics import patch
 from .crappify import Crappifier, crappifier_preset, imresize
 
 # %% auto #0
-__all__ = ['DATASET_URLS', 'SRPairTransform', 'lr_matcher', 'sr_datablock', 'image_files', 'sr_dataloaders', 'dls_at',
-           'pair_transform', 'check_sr_dls', 'norm_stats', 'denormalize', 'get_dataset', 'find_benchmark_set']
+__all__ = ['DATASET_URLS', 'SRPairTransform', 'find_images', 'image_files', 'lr_matcher', 'sr_datablock', 'sr_dataloaders',
+           'dls_at', 'pair_transform', 'check_sr_dls', 'norm_stats', 'denormalize', 'get_dataset', 'find_benchmark_set']
 
 # %% ../nbs/02_data.ipynb #3cd0bf4b
 def _read(x) -> np.ndarray:
@@ -125,6 +125,27 @@ def make_pair(self:SRPairTransform, x, y, train:bool):
     if self.upsample_input: lr = imresize(_quantise8(lr), self.scale).clip(0, 1)
     return _to_timg(_quantise8(lr)), _to_timg(hr.astype(np.float32))
 
+# %% ../nbs/02_data.ipynb #658dfc0b
+def find_images(folder) -> list[Path]:
+    "Image files under `folder`, recursively, sorted; links to folders are followed, but each real folder is read once (no loops)."
+    seen, out = set(), []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        st = os.stat(root)
+        if (st.st_dev, st.st_ino) in seen: dirs[:] = []; continue          # a link back up, or a second link to one folder
+        seen.add((st.st_dev, st.st_ino))
+        dirs.sort(key=lambda d: (os.path.islink(os.path.join(root, d)), d))   # real folders before links to them
+        out += [Path(root)/f for f in files if os.path.splitext(f)[1].lower() in image_extensions]
+    return sorted(out)
+
+def image_files(folder) -> list[Path]:
+    "`find_images` with a clear error naming the folder when it is missing or holds none."
+    folder = Path(folder)
+    if not folder.exists(): raise SRWorkError(f"{folder}: no such folder")
+    if not folder.is_dir(): raise SRWorkError(f"{folder}: not a folder")
+    files = find_images(folder)
+    if not files: raise SRWorkError(f"{folder}: no image files found (looked for PNG, JPEG, TIFF, WebP, BMP, recursively)")
+    return files
+
 # %% ../nbs/02_data.ipynb #dc6ef89d
 def _resolve_crappifier(crappifier, scale) -> Crappifier:
     c = crappifier_preset(crappifier, scale) if isinstance(crappifier, str) else crappifier
@@ -138,7 +159,7 @@ def lr_matcher(lr_folder, scale:int):
     lr_folder = Path(lr_folder)
     if not lr_folder.is_dir(): raise SRWorkError(f"{lr_folder}: LR folder not found")
     index = {}
-    for p in get_image_files(lr_folder):
+    for p in find_images(lr_folder):
         index.setdefault(p.stem, p)
         if p.stem.lower().endswith(f'x{scale}'): index[p.stem[:-len(f'x{scale}')]] = p
     def match(hr):
@@ -150,7 +171,7 @@ def lr_matcher(lr_folder, scale:int):
 # %% ../nbs/02_data.ipynb #6da9695d
 def sr_datablock(scale:int=2, patch_size:int=96, crappifier='bicubic', upsample_input:bool=False, lr_folder=None,
                  valid_pct:float=0.1, valid_size:int|None=None, augment:bool=True, normalize:bool=False,
-                 seed:int=42, splitter=None, get_items=get_image_files, cache:int=0) -> DataBlock:
+                 seed:int=42, splitter=None, get_items=find_images, cache:int=0) -> DataBlock:
     "A `DataBlock` of (LR, HR) float `TensorImage` pairs from HR image files; `cache` decoded images stay in memory."
     crap = _resolve_crappifier(crappifier, scale)
     pair = SRPairTransform(scale, patch_size, crap, upsample_input, augment, valid_size, cache)
@@ -162,23 +183,13 @@ def sr_datablock(scale:int=2, patch_size:int=96, crappifier='bicubic', upsample_
                      batch_tfms=[Normalize.from_stats(*imagenet_stats)] if normalize else None,
                      n_inp=1)
 
-# %% ../nbs/02_data.ipynb #658dfc0b
-def image_files(folder) -> list[Path]:
-    "Image files under `folder` (recursive), sorted; a clear error naming the folder when it is missing or holds none."
-    folder = Path(folder)
-    if not folder.exists(): raise SRWorkError(f"{folder}: no such folder")
-    if not folder.is_dir(): raise SRWorkError(f"{folder}: not a folder")
-    files = sorted(get_image_files(folder))
-    if not files: raise SRWorkError(f"{folder}: no image files found (looked for PNG, JPEG, TIFF, WebP, BMP, recursively)")
-    return files
-
 # %% ../nbs/02_data.ipynb #1fc9663b
 def _items(source) -> list:
     if isinstance(source, (list, tuple)): items = [Path(p) for p in source]
     else:
         source = Path(source)
         if not source.is_dir(): raise SRWorkError(f"{source}: data folder not found")
-        items = sorted(get_image_files(source))
+        items = find_images(source)
     if not items: raise SRWorkError(f"{source}: no image files found (PNG, JPEG, TIFF, WebP, BMP, searched recursively)")
     return items
 
@@ -260,7 +271,7 @@ _IN_BENCHMARK = {'Set5': 'Set5', 'Set14': 'Set14', 'BSD100': 'B100', 'Urban100':
 
 # %% ../nbs/02_data.ipynb #d28c5c6c
 def _has_images(p:Path) -> bool:
-    return p.is_dir() and any(True for _ in get_image_files(p))
+    return p.is_dir() and bool(find_images(p))
 
 def _download(url:str, dest:Path) -> Path:
     "Download and extract `url` into `dest`'s parent with fastdownload; a clear error offline."

@@ -13,15 +13,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from .core import SRWorkError, ImageMeta, load_image, save_image, luma, quantise, to_uint, _as_chw
+from .core import SRWorkError, check_number, ImageMeta, load_image, save_image, luma, quantise, to_uint, _as_chw
 from .crappify import imresize
 from .data import image_files
 from .models import Upscaler, build_model, pad_to_multiple
 from . import edsr, esrgan, unet       # the built-in architectures register themselves on import
 
 # %% auto #0
-__all__ = ['as_model', 'receptive_field', 'tile_windows', 'upscale_tensor', 'upscale', 'load_model', 'export_onnx',
-           'onnx_session', 'onnx_max_diff', 'quantize_onnx', 'onnx_upscaler', 'upscale_files']
+__all__ = ['as_model', 'receptive_field', 'tile_windows', 'upscale_tensor', 'resolve_device', 'upscale', 'load_model',
+           'export_onnx', 'onnx_session', 'onnx_max_diff', 'quantize_onnx', 'onnx_upscaler', 'upscale_files']
 
 # %% ../nbs/10_inference.ipynb #e71c2040
 def as_model(obj, scale:int=None, trust:bool=False) -> Upscaler:
@@ -129,6 +129,18 @@ def upscale_tensor(up:Upscaler, x:torch.Tensor, tile:int|None=256, tile_pad:int|
 def _default_device():
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
+def resolve_device(device=None) -> torch.device:
+    "`device` (a name or `torch.device`; default: cuda if available) checked against what this machine has."
+    if device is None: return _default_device()
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError): raise SRWorkError(f"device {device!r}: not a device name (cpu, cuda, cuda:1, mps)") from None
+    if d.type == 'cuda':
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0: raise SRWorkError(f"device {device}: no CUDA GPU is available here: use cpu")
+        if (d.index or 0) >= n: raise SRWorkError(f"device {device}: this machine has {n} CUDA GPU{'s' if n > 1 else ''} (cuda:0{f' .. cuda:{n - 1}' if n > 1 else ''})")
+    if d.type == 'mps' and not torch.backends.mps.is_available(): raise SRWorkError(f"device {device}: MPS is not available here: use cpu")
+    return d
+
 def _split(t:torch.Tensor):
     "(rgb (1, 3, H, W), alpha (1, 1, H, W) or None, was_grey) from a (C, H, W) tensor with 1-4 channels."
     c = t.shape[0]
@@ -150,8 +162,12 @@ def upscale(model, image, tile:int|None=256, tile_pad:int|None=None, batch_size:
     if not isinstance(callers, nn.Module): callers = None       # a caller's Learner or module goes back to its device and modes
     modes = {m: m.training for m in callers.modules()} if callers is not None else {}
     home = next(callers.parameters(), torch.empty(0)).device if callers is not None else None
+    if tile is not None: check_number('tile', tile, lo=0, integer=True)
+    if tile_pad is not None: check_number('tile_pad', tile_pad, lo=0, integer=True)
+    check_number('batch_size', batch_size, lo=1, integer=True)
+    device = resolve_device(device)
     up = as_model(model, scale, trust)
-    try: return _upscale(up.to(device or _default_device()), image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup)
+    try: return _upscale(up.to(device), image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup)
     finally:
         if callers is not None:
             callers.to(home)
@@ -168,16 +184,20 @@ def _upscale(up:Upscaler, image, tile, tile_pad, batch_size, dtype, alpha, blend
     elif isinstance(image, Image.Image): t, kind = _as_chw(image), 'pil'
     elif isinstance(image, np.ndarray): t, kind = _as_chw(image), 'array'
     else:
-        t = torch.as_tensor(image).as_subclass(torch.Tensor).detach().float().cpu()
-        kind = 'batch' if t.ndim == 4 else 'tensor'
-        if kind == 'batch':
+        t = torch.as_tensor(image).as_subclass(torch.Tensor).detach().cpu()
+        if t.ndim == 4:                                  # a batch: each image on its own, all checked
             return torch.stack([upscale(up, ti, **kw, device=up.device, alpha=alpha, warmup=warmup and i == 0)
                                 for i, ti in enumerate(t)])
+        t, kind = _as_chw(t), 'tensor'
     rgb, a, grey = _split(t)
     if warmup:
         n = min(tile, max(rgb.shape[-2:])) + 2 * (tile_pad or 0) if tile else max(rgb.shape[-2:])
         with torch.no_grad(): _forward(up, torch.zeros(1, 3, min(n, rgb.shape[-2]), min(n, rgb.shape[-1]), device=up.device), dtype)
     out = upscale_tensor(up, rgb, **kw)
+    if not torch.isfinite(out).all():
+        raise SRWorkError("the model's output holds NaN or infinite values: its weights or normalisation statistics are broken")
+    if float((out.amax((-2, -1)) - out.amin((-2, -1))).max()) < 1e-6 and float(rgb.amax() - rgb.amin()) > 1e-3:   # every channel flat
+        raise SRWorkError("the model's output is flat (one value per channel) for an image that is not: its weights or normalisation statistics are broken")
     if grey: out = luma(out)
     a_out = None if a is None else _upscale_alpha(up, a, alpha, **kw)
     res = torch.cat([out, a_out], 1)[0] if a_out is not None else out[0]
@@ -344,10 +364,13 @@ def upscale_files(inputs:list, # image files, folders or glob patterns
                   quiet:bool=False, # print nothing but errors
                  ) -> dict:
     "Upscale every image of `inputs` with `model` into folder `out`; returns {'done', 'failed', 'skipped'} lists."
+    if tile is not None: check_number('--tile', tile, lo=0, integer=True)
+    if tile_pad is not None: check_number('--tile-pad', tile_pad, lo=0, integer=True)
+    check_number('--batch-size', batch_size, lo=1, integer=True)
+    dev = resolve_device(device)
     out = Path(out)
     files, failed, skipped = _plan_outputs(_expand_inputs(inputs), out, suffix, overwrite)
     up = as_model(model, trust=trust_pickle)
-    dev = torch.device(device) if device else _default_device()
     dtype = (torch.float16 if dev.type == 'cuda' else torch.bfloat16) if half else None
     for f, why in failed: print(f"srwork: error: {why}", file=sys.stderr)
     for f, why in skipped:

@@ -242,13 +242,19 @@ class Upscaler(nn.Module):
     @classmethod
     def from_any(cls, obj, scale:int=None) -> 'Upscaler':
         "From an `Upscaler`, a fastai Learner or an `nn.Module` (scale from `.scale`, its config, `scale` or a probe)."
-        if isinstance(obj, Upscaler): return obj
-        if hasattr(obj, 'model') and hasattr(obj, 'dls'):
+        if isinstance(obj, Upscaler): up = obj
+        elif hasattr(obj, 'model') and hasattr(obj, 'dls'):
             io = model_io(obj)
-            s = scale or io['scale'] or _model_scale(io['model'], io['upsample_input'])
-            return cls(io['model'], s, io['upsample_input'], io['norm_stats'])
-        if isinstance(obj, nn.Module): return cls(obj, scale or _model_scale(obj, False))
-        raise SRWorkError(f"can't upscale with a {type(obj).__name__}: give a Learner, nn.Module or model file")
+            s = io['scale'] or (scale if io['upsample_input'] else None) or _model_scale(io['model'], io['upsample_input'])
+            up = cls(io['model'], s, io['upsample_input'], io['norm_stats'])
+        elif isinstance(obj, nn.Module):
+            arch = (getattr(obj, 'config', None) or {}).get('arch')
+            ups = bool(arch in ARCHS and ARCHS[arch].upsample_input)       # e.g. a U-Net built by create_model
+            up = cls(obj, (scale if ups else None) or _model_scale(obj, ups), ups)
+        else: raise SRWorkError(f"can't upscale with a {type(obj).__name__}: give a Learner, nn.Module or model file")
+        if scale is not None and int(scale) != up.scale:        # a model has one scale: asking for another is a mistake
+            raise SRWorkError(f"the model upscales x{up.scale}, not x{scale}")
+        return up
 
 # %% ../nbs/05_models.ipynb #0bf6f08d
 def save_model(model, path, scale:int=None) -> Path:

@@ -19,7 +19,7 @@ from fastcore.basics import noop
 from fastai.metrics import LossMetric
 from fastai.losses import L1LossFlat
 
-from .core import SRWorkError, Registry, atomic_write_bytes, set_seed
+from .core import SRWorkError, Registry, atomic_write_bytes, check_number, set_seed
 from .crappify import crappifier_preset
 from .data import dls_at, sr_dataloaders, image_files
 from .models import ARCHS, create_model, check_scale, sr_learner, save_model
@@ -442,6 +442,13 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     "Train `arch` on the HR images under `data` at `scale` into folder `out`; returns the learner, loaders and exported files."
     # -- everything a user can get wrong, before OUT is touched --
     spec = ARCHS[arch]
+    check_number('--scale', scale, lo=1, integer=True)
+    for flag, v in (('--patch', patch), ('--bs', bs)):
+        if v is not None: check_number(flag, v, lo=1, integer=True)
+    if minutes is not None: check_number('--minutes', minutes, lo=0, lo_open=True)
+    elif epochs is not None: check_number('--epochs', epochs, lo=1, integer=True)
+    if lr is not None: check_number('--lr', lr, lo=0, lo_open=True)
+    check_number('--valid-pct', valid_pct, 0, 1, lo_open=True, hi_open=True)      # the final table needs held-out images
     size = size or spec.default_size
     if size not in spec.sizes: raise SRWorkError(f"unknown model size {size!r} for {arch}: choose from {', '.join(spec.sizes)}")
     SCHEDULES[schedule]
@@ -450,7 +457,6 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     if spec.scale_arg is not None: check_scale(arch, scale)
     patch, bs = patch or spec.patch, bs or 16
     if patch % scale: raise SRWorkError(f"--patch {patch} is not a multiple of --scale {scale}")
-    if epochs is not None and epochs < 1 and not minutes: raise SRWorkError("--epochs must be at least 1")
     out, data = Path(out).absolute(), Path(data)     # absolute: fastai joins a learner's path onto file names
     files = _check_train_data(data, patch)
     state = _run_state(out) if resume else {}

@@ -138,3 +138,104 @@ def test_minutes_cost_what_epochs_cost(data, tmp_path):
     r = srwork('train', '--data', data, *TINY, '--minutes', 0.05, '-o', tmp_path/'run', preexec_fn=_cap_memory)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path/'run'/'model.safetensors').is_file()
+
+
+# ---------------------------------------------------------------- bad numbers: refused up front, one line, nothing written
+def test_bad_numbers_are_refused_before_any_work(model, data, tmp_path):
+    import torch
+    img = png(tmp_path/'in'/'a.png', 0)
+    upscale_cases = {'--tile must be a whole number at least 0, not -5': ['--tile', -5],
+                     '--batch-size must be a whole number at least 1, not -1': ['--batch-size', -1],
+                     '--batch-size must be a whole number at least 1, not 0': ['--batch-size', 0],
+                     '--tile-pad must be a whole number at least 0, not -3': ['--tile-pad', -3],
+                     "device 'gpu0': not a device name": ['--device', 'gpu0']}
+    if not torch.cuda.is_available(): upscale_cases['device cuda: no CUDA GPU is available here'] = ['--device', 'cuda']
+    train_cases = {'--bs must be a whole number at least 1, not 0': ['--bs', 0],
+                   '--valid-pct must be a number greater than 0 and less than 1, not 0.0': ['--valid-pct', 0],
+                   '--minutes must be a number greater than 0, not 0.0': ['--minutes', 0],
+                   '--scale must be a whole number at least 1, not 0': ['--scale', 0],
+                   '--lr must be a number greater than 0, not nan': ['--lr', 'nan']}
+    runs = []
+    for i, (msg, args) in enumerate(upscale_cases.items()):
+        runs.append((msg, tmp_path/f'up{i}', ['upscale', img, '-m', model, '-o', tmp_path/f'up{i}', *args]))
+    for i, (msg, args) in enumerate(train_cases.items()):
+        runs.append((msg, tmp_path/f'tr{i}', ['train', '--arch', 'edsr', '--data', data, '--scale', 2, *args, '-o', tmp_path/f'tr{i}']))
+    procs = [subprocess.Popen(SRWORK + [str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _, _, argv in runs]                                   # side by side: each is a fresh process
+    before = checksums(tmp_path/'in')
+    for (msg, out, _), p in zip(runs, procs):
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 1, (msg, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"srwork: error: {msg}"), (msg, err)
+        assert not out.exists(), msg
+    assert checksums(tmp_path/'in') == before
+
+
+# ---------------------------------------------------------------- the API: misreadable input and broken models are errors
+def test_api_refuses_what_it_would_misread():
+    import torch
+    from srwork.core import SRWorkError
+    from srwork.edsr import EDSR
+    from srwork.inference import upscale
+    torch.manual_seed(0)
+    m = EDSR(num_feat=8, num_block=1, scale=2)
+    nan_img = torch.rand(3, 8, 8); nan_img[0, 2, 2] = float('nan')
+    cases = {'NaN or infinite': nan_img,
+             'spans 0 to 255: divide 0-255 values by 255': np.linspace(0, 255, 8 * 8 * 3).reshape(8, 8, 3),
+             'not int64': np.zeros((8, 8, 3), np.int64),
+             'looks channel-first (C, H, W)': np.zeros((3, 8, 8), np.float32),
+             'got (5, 8, 8)': torch.rand(5, 8, 8)}
+    for msg, img in cases.items():
+        with pytest.raises(SRWorkError, match=msg.replace('(', r'\(').replace(')', r'\)')): upscale(m, img, device='cpu')
+    with pytest.raises(SRWorkError, match='the model upscales x2, not x4'): upscale(m, torch.rand(3, 8, 8), scale=4, device='cpu')
+    assert upscale(m, (np.random.RandomState(0).rand(8, 8, 3) * 255).astype(np.uint8), device='cpu').shape == (16, 16, 3)
+    broken = EDSR(num_feat=8, num_block=1, scale=2)
+    with torch.no_grad(): broken.conv_first.weight.fill_(float('nan'))
+    with pytest.raises(SRWorkError, match="the model's output holds NaN or infinite values"): upscale(broken, torch.rand(3, 8, 8), device='cpu')
+    with torch.no_grad():
+        for p in broken.parameters(): p.zero_()
+    with pytest.raises(SRWorkError, match=r"flat \(one value per channel\) for an image that is not"): upscale(broken, torch.rand(3, 8, 8), device='cpu')
+
+
+def test_a_broken_model_writes_no_file(tmp_path):
+    import torch
+    from srwork.edsr import EDSR
+    from srwork.models import save_model
+    broken = EDSR(num_feat=8, num_block=1, scale=2)
+    with torch.no_grad(): broken.conv_first.weight.fill_(float('nan'))
+    save_model(broken, tmp_path/'nan.safetensors')
+    img = png(tmp_path/'in'/'a.png', 0)
+    r = srwork('upscale', img, '-m', tmp_path/'nan.safetensors', '-o', tmp_path/'out')
+    assert r.returncode == 1
+    assert not (tmp_path/'out').exists() or not any((tmp_path/'out').rglob('*'))       # no file, no temp file
+    assert f"srwork: error: {img}: the model's output holds NaN or infinite values" in r.stderr
+
+
+# ---------------------------------------------------------------- unbounded time or memory
+def _png_header_only(path:Path, w:int, h:int):
+    "A valid PNG signature and header declaring w x h RGB pixels, with a few bytes of image data: a decompression bomb's shape."
+    import struct, zlib
+    chunk = lambda kind, data: struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
+                     + chunk(b'IDAT', zlib.compress(b'\x00' * 4096)) + chunk(b'IEND', b''))
+    return path
+
+
+def test_bombs_and_link_loops_are_bounded(model, tmp_path):
+    p = tmp_path/'p'
+    png(p/'a.png', 0)
+    _png_header_only(p/'bomb144.png', 12000, 12000)                     # 144 Mpx, Pillow only warns
+    _png_header_only(p/'bomb900.png', 30000, 30000)                     # Pillow raises its own error
+    (p/'loop').symlink_to(p); (p/'sub').mkdir(); (p/'sub'/'back').symlink_to(p)
+    r = srwork('upscale', p, '-m', model, '-o', tmp_path/'out', preexec_fn=_cap_memory, timeout=300)
+    assert r.returncode == 1, r.stderr[-2000:]
+    errors = r.stderr.strip().splitlines()
+    assert len(errors) == 2, r.stderr
+    assert errors[0].startswith(f"srwork: error: {p/'bomb144.png'}: 12000x12000 is 144 Mpx, over the 100 Mpx limit")
+    assert errors[1].startswith(f"srwork: error: {p/'bomb900.png'}:")
+    assert sorted(str(f.relative_to(tmp_path/'out')) for f in (tmp_path/'out').rglob('*') if f.is_file()) == ['a.png']
+    r = subprocess.run(SRWORK + ['upscale', str(p/'bomb144.png'), '-m', str(model), '-o', str(tmp_path/'out2'), '--tile', '0'],
+                       capture_output=True, text=True, env=dict(os.environ, SRWORK_MAX_PIXELS='2e8'), timeout=300,
+                       preexec_fn=_cap_memory)
+    assert r.returncode == 1 and 'bomb144.png: truncated or corrupt image data' in r.stderr   # the limit raised: decoded, and found short
