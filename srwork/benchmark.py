@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import SRWorkError, load_image, save_image, sample_images, set_seed, atomic_write_bytes, luma, quantise, round_half_up, to_uint
+from .core import SRWorkError, ScaleError, load_image, save_image, sample_images, set_seed, atomic_write_bytes, luma, quantise, round_half_up, to_uint
 from .crappify import imresize
 from .data import get_dataset, find_benchmark_set, find_images, image_files, sr_dataloaders
 from .metrics import psnr, ssim
@@ -81,7 +81,7 @@ def evaluate(upscaler, source, scale:int, y_channel:bool=True, crop_border:int=N
         sr = up(lr).detach().float().cpu().as_subclass(torch.Tensor)
         secs = time.perf_counter() - t
         if sr.shape[-2:] != hr.shape[-2:]:
-            raise SRWorkError(f"{f}: the upscaler returned {sr.shape[-1]}x{sr.shape[-2]} for a {lr.shape[-1]}x{lr.shape[-2]} "
+            raise ScaleError(f"{f}: the upscaler returned {sr.shape[-1]}x{sr.shape[-2]} for a {lr.shape[-1]}x{lr.shape[-2]} "
                               f"input; x{scale} needs {hr.shape[-1]}x{hr.shape[-2]} (is it a x{scale} model?)")
         if grey: sr, hr = luma(sr), hr[:1]     # a greyscale source is measured on its one channel, as save_image writes it
         rows.append(dict(image=f.name, psnr=psnr(sr, hr, crop, y_channel), ssim=ssim(sr, hr, crop, y_channel),
@@ -106,9 +106,7 @@ def benchmark_table(upscalers:dict, datasets, scales=(2, 3, 4), y_channel:bool=T
                 u = up.get(s) if isinstance(up, dict) else up
                 if u is None: continue
                 try: res = evaluate(u, src, s, y_channel).iloc[-1]
-                except SRWorkError as e:
-                    if 'the model upscales x' not in str(e) and 'is it a x' not in str(e): raise
-                    skipped.append(f"{uname} x{s}: {e}"); continue     # a fixed-scale model asked for another scale
+                except ScaleError as e: skipped.append(f"{uname} x{s}: {e}"); continue     # a fixed-scale model asked for another scale
                 for m in metrics: data.setdefault(uname, {})[(dname, f"x{s}", m)] = res[m]
     df = pd.DataFrame.from_dict(data, orient='index').reindex(index=list(upscalers), columns=pd.MultiIndex.from_tuples(cols))
     df.attrs['note'] = (f"PSNR (dB) / SSIM on the {'Y channel (BT.601)' if y_channel else 'RGB channels'}, 8-bit, "

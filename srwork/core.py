@@ -17,7 +17,7 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', ca
 from fastai.torch_core import TensorImage
 
 # %% auto #0
-__all__ = ['YCBCR_MATRIX', 'YCBCR_OFFSET', 'DEFAULT_MAX_PIXELS', 'SAMPLE_IMAGES', 'SRWorkError', 'ImageReadError',
+__all__ = ['YCBCR_MATRIX', 'YCBCR_OFFSET', 'DEFAULT_MAX_PIXELS', 'SAMPLE_IMAGES', 'SRWorkError', 'ScaleError', 'ImageReadError',
            'ImageNotFoundError', 'check_number', 'data_path', 'set_seed', 'Registry', 'round_half_up', 'quantise',
            'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'rgb_to_y', 'ImageMeta', 'max_image_pixels', 'load_image',
            'ImageValueError', 'atomic_write_bytes', 'save_image', 'torchvision_weights', 'sample_images']
@@ -25,6 +25,9 @@ __all__ = ['YCBCR_MATRIX', 'YCBCR_OFFSET', 'DEFAULT_MAX_PIXELS', 'SAMPLE_IMAGES'
 # %% ../nbs/00_core.ipynb #d16b57b5
 class SRWorkError(Exception):
     "A problem with the user's input or environment, reported without a traceback by the CLI."
+
+class ScaleError(SRWorkError):
+    "A model, or a result, at another scale than the one asked for."
 
 class ImageReadError(SRWorkError, OSError):
     "An image file that cannot be read: the message starts with the file's path."
@@ -304,7 +307,7 @@ def _levels(a, kind:str):
     "`a` (numpy array or tensor) as float32 in [0, 1] by its dtype: uint8/uint16 levels, or floats already in [0, 1]."
     dt = str(a.dtype).replace('torch.', '')
     if dt in _WHITE: return (a.astype(np.float32) if kind == 'array' else a.float()) / _WHITE[dt]
-    if 'float' not in dt and 'bfloat' not in dt:
+    if 'float' not in dt:                       # float16/32/64 and bfloat16
         raise ImageValueError(f"{kind} images must be uint8 (0-255), uint16 (0-65535) or float in [0, 1], not {dt}")
     f = a.astype(np.float32) if kind == 'array' else a.float()
     finite = np.isfinite(f).all() if kind == 'array' else bool(torch.isfinite(f).all())

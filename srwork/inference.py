@@ -129,6 +129,13 @@ def upscale_tensor(up:Upscaler, x:torch.Tensor, tile:int|None=256, tile_pad:int|
 def _default_device():
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
+def _check_tiling(tile, tile_pad, batch_size, flags:bool=False):
+    "Refuse a negative tile or pad and a batch size under 1; named as flags (`--tile-pad`) or as parameters (`tile_pad`)."
+    name = lambda p: '--' + p.replace('_', '-') if flags else p
+    if tile is not None: check_number(name('tile'), tile, lo=0, integer=True)
+    if tile_pad is not None: check_number(name('tile_pad'), tile_pad, lo=0, integer=True)
+    check_number(name('batch_size'), batch_size, lo=1, integer=True)
+
 def resolve_device(device=None) -> torch.device:
     "`device` (a name or `torch.device`; default: cuda if available) checked against what this machine has."
     if device is None: return _default_device()
@@ -162,9 +169,7 @@ def upscale(model, image, tile:int|None=256, tile_pad:int|None=None, batch_size:
     if not isinstance(callers, nn.Module): callers = None       # a caller's Learner or module goes back to its device and modes
     modes = {m: m.training for m in callers.modules()} if callers is not None else {}
     home = next(callers.parameters(), torch.empty(0)).device if callers is not None else None
-    if tile is not None: check_number('tile', tile, lo=0, integer=True)
-    if tile_pad is not None: check_number('tile_pad', tile_pad, lo=0, integer=True)
-    check_number('batch_size', batch_size, lo=1, integer=True)
+    _check_tiling(tile, tile_pad, batch_size)
     device = resolve_device(device)
     up = as_model(model, scale, trust)
     try: return _upscale(up.to(device), image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup)
@@ -364,9 +369,7 @@ def upscale_files(inputs:list, # image files, folders or glob patterns
                   quiet:bool=False, # print nothing but errors
                  ) -> dict:
     "Upscale every image of `inputs` with `model` into folder `out`; returns {'done', 'failed', 'skipped'} lists."
-    if tile is not None: check_number('--tile', tile, lo=0, integer=True)
-    if tile_pad is not None: check_number('--tile-pad', tile_pad, lo=0, integer=True)
-    check_number('--batch-size', batch_size, lo=1, integer=True)
+    _check_tiling(tile, tile_pad, batch_size, flags=True)
     dev = resolve_device(device)
     out = Path(out)
     files, failed, skipped = _plan_outputs(_expand_inputs(inputs), out, suffix, overwrite)

@@ -19,7 +19,7 @@ import fastai.callback.schedule    # patches Learner with fit_one_cycle, fit_fla
 from fastai.optimizer import Adam
 from fastai.losses import L1LossFlat
 
-from .core import SRWorkError, Registry, atomic_write_bytes
+from .core import SRWorkError, ScaleError, Registry, atomic_write_bytes
 from .crappify import imresize
 from .data import check_sr_dls, pair_transform, norm_stats
 from .metrics import PSNR, SSIM
@@ -253,7 +253,7 @@ class Upscaler(nn.Module):
             up = cls(obj, (scale if ups else None) or _model_scale(obj, ups), ups)
         else: raise SRWorkError(f"can't upscale with a {type(obj).__name__}: give a Learner, nn.Module or model file")
         if scale is not None and int(scale) != up.scale:        # a model has one scale: asking for another is a mistake
-            raise SRWorkError(f"the model upscales x{up.scale}, not x{scale}")
+            raise ScaleError(f"the model upscales x{up.scale}, not x{scale}")
         return up
 
 # %% ../nbs/05_models.ipynb #0bf6f08d

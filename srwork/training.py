@@ -5,6 +5,7 @@
 # %% ../nbs/09_training.ipynb #20be71d7
 from __future__ import annotations
 import inspect, io, json, math, os, time
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -13,7 +14,6 @@ import fastai.callback.schedule     # fit_one_cycle, lr_find
 from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.progress import ProgressCallback
-from contextlib import contextmanager
 from fastprogress.fastprogress import master_bar
 from fastcore.basics import noop
 from fastai.metrics import LossMetric
