@@ -134,6 +134,9 @@ def main(argv=None) -> int:
     except SRWorkError as e:
         print(f"srwork: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:            # the machine's, not srwork's: a full disk, a folder without permission, ...
+        print(f"srwork: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"srwork: {cmd.interrupted(args)}", file=sys.stderr)
         return 130

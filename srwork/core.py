@@ -4,7 +4,8 @@
 
 # %% ../nbs/00_core.ipynb #edc59cbe
 from __future__ import annotations
-import io, math, os, random, shutil, tempfile, warnings
+import errno, io, math, os, random, re, shutil, socket, tempfile, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,12 +20,16 @@ from fastai.torch_core import TensorImage
 # %% auto #0
 __all__ = ['YCBCR_MATRIX', 'YCBCR_OFFSET', 'DEFAULT_MAX_PIXELS', 'SAMPLE_IMAGES', 'SRWorkError', 'ScaleError', 'ImageReadError',
            'ImageNotFoundError', 'check_number', 'data_path', 'set_seed', 'Registry', 'round_half_up', 'quantise',
-           'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'rgb_to_y', 'ImageMeta', 'max_image_pixels', 'load_image',
-           'ImageValueError', 'atomic_write_bytes', 'save_image', 'torchvision_weights', 'sample_images']
+           'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'rgb_to_y', 'ImageMeta', 'max_image_pixels',
+           'png_missing_bytes', 'load_image', 'ImageValueError', 'WriteError', 'temp_sibling', 'atomic_write_bytes',
+           'clean_stale_temps', 'save_image', 'torchvision_weights', 'sample_images']
 
 # %% ../nbs/00_core.ipynb #d16b57b5
 class SRWorkError(Exception):
     "A problem with the user's input or environment, reported without a traceback by the CLI."
+    def __str__(self):      # raised in a fastai callback, the message gets fastai's "Exception occured in ..." line: drop it
+        s = super().__str__()
+        return s.split(':\n\t', 1)[1] if s.startswith('Exception occured in `') and ':\n\t' in s else s
 
 class ScaleError(SRWorkError):
     "A model, or a result, at another scale than the one asked for."
@@ -216,7 +221,8 @@ def _pil_arrays(im:Image.Image, bits:int) -> tuple[np.ndarray, np.ndarray|None, 
         return np.repeat(g[..., None], 3, axis=2), None, 65535.
     if mode in ('I', 'F'):
         raise ValueError(f"unsupported pixel format: {'32-bit integer' if mode == 'I' else 'floating-point'} ({mode}) images")
-    if mode == 'P': im = im.convert('RGBA' if 'transparency' in im.info else 'RGB')
+    if mode == 'P' or (mode == 'RGB' and 'transparency' in im.info): im = im.convert('RGBA' if 'transparency' in im.info else 'RGB')
+    elif mode == 'L' and 'transparency' in im.info: im = im.convert('LA')     # a transparent grey level (PNG tRNS)
     elif mode in ('PA', 'RGBa', 'RGBX'): im = im.convert('RGBA')
     elif mode in ('La',): im = im.convert('LA')
     elif mode == '1': im = im.convert('L')
@@ -251,6 +257,29 @@ def max_image_pixels() -> int:
     if n < 1: raise SRWorkError(f"SRWORK_MAX_PIXELS={v!r}: must be a positive number of pixels")
     return n
 
+# %% ../nbs/00_core.ipynb #6c24e89c
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+def png_missing_bytes(path) -> int:
+    "How many bytes of pixel data a PNG's IDAT stream lacks (0 when complete); Pillow pads a short stream with black silently."
+    import struct, zlib
+    with open(path, 'rb') as f: data = f.read()
+    w, h, depth, ctype, _, _, interlace = struct.unpack('>IIBBBBB', data[16:29])
+    bpp = _PNG_CHANNELS.get(ctype, 4) * depth
+    passes = _ADAM7 if interlace else [(0, 0, 1, 1)]
+    need = sum(ph * (1 + (pw * bpp + 7) // 8) for x0, y0, dx, dy in passes
+               for pw, ph in [(-(-(w - x0) // dx), -(-(h - y0) // dy))] if pw > 0 and ph > 0)
+    inflate, got, pos = zlib.decompressobj(), 0, 8
+    while pos + 8 <= len(data) and got < need:
+        n, kind = struct.unpack('>I4s', data[pos:pos + 8])
+        if kind == b'IDAT':
+            chunk = data[pos + 8:pos + 8 + n]
+            while chunk and got < need:         # inflate in 1 MB pieces: memory stays small for any image
+                got += len(inflate.decompress(chunk, 1 << 20)); chunk = inflate.unconsumed_tail
+        pos += 12 + n
+    return max(need - got, 0)
+
 # %% ../nbs/00_core.ipynb #adf59de0
 def load_image(path, max_pixels:int=None) -> TensorImage:
     "Read an image file into a float `(3, H, W)` `TensorImage` in [0, 1], upright, with `.meta` (an `ImageMeta`); see `max_image_pixels`."
@@ -271,6 +300,8 @@ def load_image(path, max_pixels:int=None) -> TensorImage:
                 raise ImageReadError(path, f"{im.n_frames} frames (an animation or a multi-page file): srwork upscales still "
                                            "images; save the frames as separate files")
             im.load()   # decode now: truncated or corrupt data fails here, not later
+            if im.format == 'PNG' and (short := png_missing_bytes(path)):
+                raise ImageReadError(path, f"truncated PNG: its image data stops {short} bytes short (Pillow would pad it with black)")
             fmt, mode, info = im.format, im.mode, dict(im.info)
             orientation = int(im.getexif().get(0x0112, 1) or 1)
             bits, colour = _source_bits(im, head)
@@ -322,8 +353,11 @@ def _levels(a, kind:str):
 def _as_chw(img) -> torch.Tensor:
     "A float (C, H, W) tensor in [0, 1] from a tensor (CHW), numpy array (HWC or HW) or PIL image; misreadable input is refused."
     if isinstance(img, Image.Image):
+        if img.width * img.height == 0: raise ImageValueError(f"empty image: the PIL image is {img.width}x{img.height}")
+        img = ImageOps.exif_transpose(img)      # upright, as `load_image` reads files (a copy: the caller's image is untouched)
         rgb, alpha, white = _pil_arrays(img, 16 if img.mode.startswith('I;16') else 8)
         t = _to_tensor(rgb, white)
+        if img.mode in _GREY_MODES: t = t[:1]   # grey stays grey (1 channel, or 2 with alpha)
         return torch.cat([t, _to_tensor(alpha, white)]) if alpha is not None else t
     if isinstance(img, np.ndarray):
         if img.ndim == 3 and img.shape[2] not in (1, 2, 3, 4):
@@ -331,6 +365,7 @@ def _as_chw(img) -> torch.Tensor:
                     if img.shape[0] in (1, 2, 3, 4) else '')
             raise ImageValueError(f"expected a numpy image of shape (H, W) or (H, W, C) with 1-4 channels, got {img.shape}{hint}")
         if img.ndim not in (2, 3): raise ImageValueError(f"expected a numpy image of shape (H, W) or (H, W, C), got {img.shape}")
+        if 0 in img.shape: raise ImageValueError(f"empty image: the array's shape is {img.shape}")
         a = _levels(img[..., None] if img.ndim == 2 else img, 'array')
         return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
     t = torch.as_tensor(img).detach().cpu()
@@ -338,6 +373,7 @@ def _as_chw(img) -> torch.Tensor:
     if t.ndim == 2: t = t[None]
     if t.ndim != 3 or t.shape[0] not in (1, 2, 3, 4):
         raise ImageValueError(f"expected an image tensor of shape (C, H, W) with 1-4 channels, got {tuple(t.shape)}")
+    if 0 in t.shape: raise ImageValueError(f"empty image: the tensor's shape is {tuple(t.shape)}")
     return _levels(t, 'tensor').as_subclass(torch.Tensor)
 
 # %% ../nbs/00_core.ipynb #16ab3b9d
@@ -396,21 +432,53 @@ def _file_mode(path:Path) -> int:
     mask = os.umask(0); os.umask(mask)
     return 0o666 & ~mask
 
-def atomic_write_bytes(path, data:bytes) -> Path:
-    "Write `data` to `path` through a temporary file in the same folder and an atomic rename."
+class WriteError(SRWorkError, OSError):
+    "A file could not be written (disk full, no permission, ...); whatever was at its path before is unchanged."
+
+_TEMP_TAG = f"{socket.gethostname()[:32]}-{os.getpid()}"
+
+@contextmanager
+def temp_sibling(path):
+    "Yield a temporary path beside `path` (named after this host and process); on success it replaces `path` atomically, on any error it is deleted and an `OSError` becomes a `WriteError`."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = _file_mode(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = _file_mode(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.{_TEMP_TAG}.', suffix='.tmp')
+        os.close(fd)
+    except OSError as e: raise WriteError(f"{path}: not written: {e.strerror or e}") from None
+    try:
+        yield Path(tmp)
+        with open(tmp, 'rb+') as f: os.fsync(f.fileno())     # on disk before the rename makes it visible
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, SRWorkError):
+            raise WriteError(f"{path}: not written: {e.strerror or e}{' (disk full)' if e.errno == errno.ENOSPC else ''}; "
+                             f"{'the file there is unchanged' if path.exists() else 'no file was left'}") from None
+        if isinstance(e, RuntimeError) and any(s in str(e) for s in ("enforce fail", "PytorchStreamWriter failed")):   # torch.save: disk full
+            raise WriteError(f"{path}: not written: {str(e).splitlines()[0][:200]}; "
+                             f"{'the file there is unchanged' if path.exists() else 'no file was left'}") from None
         raise
-    return path
+
+def atomic_write_bytes(path, data:bytes) -> Path:
+    "Write `data` to `path` through a temporary file in the same folder and an atomic rename (see `temp_sibling`)."
+    with temp_sibling(path) as tmp:
+        with open(tmp, 'wb') as f: f.write(data)
+    return Path(path)
+
+def clean_stale_temps(folder) -> list[Path]:
+    "Delete the temporary files that killed srwork processes of this host left in `folder` (their process is gone); returns them."
+    host, removed = _TEMP_TAG.rsplit('-', 1)[0], []
+    for f in Path(folder).glob(f'.*.{host}-*.*.tmp') if Path(folder).is_dir() else []:
+        m = re.search(rf'\.{re.escape(host)}-(\d+)\.[^.]*\.tmp$', f.name)
+        if not m: continue
+        try: os.kill(int(m.group(1)), 0); continue         # its process still runs: leave it
+        except ProcessLookupError: pass
+        except PermissionError: continue                   # someone else's live process
+        f.unlink(missing_ok=True); removed.append(f)
+    return removed
 
 # %% ../nbs/00_core.ipynb #7615a8da
 def save_image(img, path, like=None, alpha=None, overwrite_source:bool=False, **save_kwargs) -> Path:

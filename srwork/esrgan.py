@@ -22,13 +22,13 @@ from fastai.losses import MSELossFlat
 from .core import SRWorkError, Registry
 from .data import check_sr_dls
 from .metrics import PSNR, SSIM
-from .losses import PerceptualLoss, GANLoss
-from .models import ARCHS, register_arch, scaled_kaiming_, load_pretrained, sr_learner, n_params
+from .losses import PerceptualLoss, AdversarialLoss
+from .models import ARCHS, register_arch, scaled_kaiming_, load_pretrained, sr_learner, n_params, SRLearner
 
 # %% auto #0
 __all__ = ['DISCRIMINATORS', 'ResidualDenseBlock', 'RRDB', 'esrgan_official_to_basicsr', 'RRDBNet', 'VGGStyleDiscriminator',
-           'UNetDiscriminatorSN', 'SRGANGenerator', 'SRGANDiscriminator', 'GeneratorLoss', 'GANTrainer', 'GeneratorEMA',
-           'gan_learner', 'esrgan_learner', 'srgan_learner', 'interpolate', 'plot_gan']
+           'UNetDiscriminatorSN', 'SRGANGenerator', 'SRGANDiscriminator', 'GeneratorLoss', 'AdversarialTrainer',
+           'GeneratorEMA', 'gan_learner', 'esrgan_learner', 'srgan_learner', 'interpolate', 'plot_gan']
 
 # %% ../nbs/07_esrgan.ipynb #6cba4f2e
 class ResidualDenseBlock(nn.Module):
@@ -218,10 +218,10 @@ class SRGANDiscriminator(nn.Module):
 # %% ../nbs/07_esrgan.ipynb #ad01bb45
 class GeneratorLoss(nn.Module):
     "pixel_weight·pixel + perceptual_weight·perceptual + GAN generator loss (its `weight` inside `gan`); parts kept for `LossMetrics`."
-    def __init__(self, discriminator:nn.Module, gan:GANLoss=None, perceptual:nn.Module=None, pixel_weight:float=1e-2,
+    def __init__(self, discriminator:nn.Module, gan:AdversarialLoss=None, perceptual:nn.Module=None, pixel_weight:float=1e-2,
                  perceptual_weight:float=1., pixel_criterion:str='l1'):
         super().__init__()
-        self.discriminator, self.gan, self.perceptual = discriminator, gan or GANLoss('ragan', 5e-3), perceptual
+        self.discriminator, self.gan, self.perceptual = discriminator, gan or AdversarialLoss('ragan', 5e-3), perceptual
         self.pixel_weight, self.perceptual_weight = pixel_weight, perceptual_weight
         self.pixel_fn = {'l1': F.l1_loss, 'l2': F.mse_loss}[pixel_criterion]
         self.metric_names = ['g_pixel', 'g_percep', 'g_gan']
@@ -240,17 +240,17 @@ class GeneratorLoss(nn.Module):
         return total
 
 # %% ../nbs/07_esrgan.ipynb #e4081dd5
-class GANTrainer(Callback):
-    "Owns the discriminator step: after each generator step, one Adam step of D on real vs detached fake batches."
-    order = 50
+class AdversarialTrainer(Callback):
+    "Owns the discriminator step: after each generator step, one Adam step of D on real vs detached fake batches; under `lr_find`, D is held still."
+    order, former_name = 50, 'GANTrainer'       # checkpoints of srwork 0.1 stored its state under its former name
     def __init__(self, d_lr_mult:float=1., betas=(0.9, 0.99), d_wd:float=0.):
         self.d_lr_mult, self.betas, self.d_wd = d_lr_mult, betas, d_wd
-        self.d_opt, self.history, self._pending = None, [], None
+        self.d_opt, self.history, self._pending, self.finding = None, [], None, False
 
     @property
     def D(self) -> nn.Module: return self.learn.loss_func.discriminator
     @property
-    def gan(self) -> GANLoss: return self.learn.loss_func.gan
+    def gan(self) -> AdversarialLoss: return self.learn.loss_func.gan
 
     def _make_opt(self):
         if self.d_opt is None: self.d_opt = torch.optim.Adam(self.D.parameters(), lr=1e-4, betas=self.betas, weight_decay=self.d_wd)
@@ -259,13 +259,15 @@ class GANTrainer(Callback):
     def before_fit(self):
         self._to_device()
         self._make_opt()
+        self.finding = hasattr(self.learn, 'lr_finder')     # fastai's lr_find: probe G's rates against a fixed D
 
-    def before_train(self): self.D.train()
+    def before_train(self): self.D.train(not self.finding)      # under lr_find D is a fixed function: BN statistics too
     def before_validate(self): self.D.eval()
     def before_batch(self):
         if self.training: self.D.requires_grad_(False)      # G's step: D is only a function of its input
 
     def after_step(self):
+        if self.finding: return
         D = self.D.requires_grad_(True)
         real = self.learn.yb[0].as_subclass(torch.Tensor)
         fake = self.learn.pred.detach().as_subclass(torch.Tensor)
@@ -299,7 +301,9 @@ class GeneratorEMA(Callback):
         self.decay, self.apply_at_end, self.ema, self._backup = decay, apply_at_end, None, None
     def _init(self):
         if self.ema is None: self.ema = {k: v.detach().clone().float() for k, v in self.learn.model.state_dict().items()}
-    def before_fit(self): self._init()
+    def before_fit(self):
+        if hasattr(self.learn, 'lr_finder'): self.run = False; return   # lr_find's exploding rates must not reach the average
+        self._init()
     @torch.no_grad()
     def after_step(self):
         for k, v in self.learn.model.state_dict().items():
@@ -342,15 +346,15 @@ def _check_phase(phase:str):
 def gan_learner(dls, generator:nn.Module, scale:int, discriminator='vgg', gan_type:str='ragan', gan_weight:float=5e-3,
                 pixel_weight:float=1e-2, pixel_criterion:str='l1', perceptual:nn.Module=None, perceptual_weight:float=1.,
                 betas=(0.9, 0.99), d_lr_mult:float=1., ema:float|None=0.999, metrics=None, cbs=None, **kwargs) -> Learner:
-    "A Learner training `generator` against `discriminator` (a `DISCRIMINATORS` name or a module) with `GANTrainer`."
+    "A Learner training `generator` against `discriminator` (a `DISCRIMINATORS` name or a module) with `AdversarialTrainer`."
     pair = check_sr_dls(dls, scale, False, type(generator).__name__)
     patch = pair.patch_size if pair is not None else dls.one_batch()[1].shape[-1]
     D = discriminator if isinstance(discriminator, nn.Module) else DISCRIMINATORS[discriminator](patch)
-    loss = GeneratorLoss(D, GANLoss(gan_type, gan_weight), perceptual, pixel_weight, perceptual_weight, pixel_criterion)
-    trainer = GANTrainer(d_lr_mult, betas)
+    loss = GeneratorLoss(D, AdversarialLoss(gan_type, gan_weight), perceptual, pixel_weight, perceptual_weight, pixel_criterion)
+    trainer = AdversarialTrainer(d_lr_mult, betas)
     extra = [trainer] + ([GeneratorEMA(ema)] if ema else [])
     metrics = (list(metrics) if metrics is not None else [PSNR(scale), SSIM(scale)]) + LossMetrics(loss.metric_names)
-    learn = Learner(dls, generator, loss_func=loss, opt_func=partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=1e-8),
+    learn = SRLearner(dls, generator, loss_func=loss, opt_func=partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=1e-8),
                     metrics=metrics, wd=0., cbs=extra + list(cbs or []), **kwargs)
     learn.gan_trainer = trainer
     return learn

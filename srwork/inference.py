@@ -13,15 +13,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from .core import SRWorkError, check_number, ImageMeta, load_image, save_image, luma, quantise, to_uint, _as_chw
+from .core import SRWorkError, check_number, clean_stale_temps, ImageMeta, load_image, save_image, luma, quantise, to_uint, _as_chw
 from .crappify import imresize
 from .data import image_files
 from .models import Upscaler, build_model, pad_to_multiple
 from . import edsr, esrgan, unet       # the built-in architectures register themselves on import
 
 # %% auto #0
-__all__ = ['as_model', 'receptive_field', 'tile_windows', 'upscale_tensor', 'resolve_device', 'upscale', 'load_model',
-           'export_onnx', 'onnx_session', 'onnx_max_diff', 'quantize_onnx', 'onnx_upscaler', 'upscale_files']
+__all__ = ['as_model', 'receptive_field', 'tile_windows', 'upscale_tensor', 'resolve_device', 'upscale', 'model_from_config',
+           'load_model', 'export_onnx', 'onnx_session', 'onnx_max_diff', 'quantize_onnx', 'onnx_upscaler',
+           'upscale_files']
 
 # %% ../nbs/10_inference.ipynb #e71c2040
 def as_model(obj, scale:int=None, trust:bool=False) -> Upscaler:
@@ -228,9 +229,46 @@ def _to_pil(t:torch.Tensor, mode:str) -> Image.Image:
     if mode.startswith('I;16'): return Image.fromarray(_to_array(t[:1], np.uint16, 2))
     a = _to_array(t, np.uint8, 3)
     im = Image.fromarray(a if a.shape[2] > 1 else a[..., 0], {1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}[a.shape[2]])
-    return im if im.mode == mode or mode not in ('1', 'P', 'CMYK') else im.convert(mode)
+    return im if im.mode == mode or mode not in ('1', 'CMYK') else im.convert(mode)   # 'P' comes back RGB(A): see below
 
 # %% ../nbs/10_inference.ipynb #9ec8138c
+def _check_meta(p:Path, meta) -> dict:
+    "The srwork description of model file `p`, checked field by field (a hand-edited file gets a one-line error)."
+    def bad(what): return SRWorkError(f"{p}: {what} (the file's srwork metadata was edited or is damaged)")
+    if not isinstance(meta, dict): raise SRWorkError(f"{p}: no srwork description in the file's metadata (not written by save_model?)")
+    cfg, scale = meta.get('model'), meta.get('scale')
+    if not isinstance(cfg, dict) or not isinstance(cfg.get('arch'), str): raise bad("'model' is not a config with an 'arch' name")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1: raise bad(f"scale {scale!r} is not a whole number >= 1")
+    if 'scale' in cfg and cfg['scale'] != scale: raise bad(f"the model config says scale {cfg['scale']!r}, the file scale {scale}")
+    if not isinstance(meta.get('upsample_input', False), bool): raise bad("'upsample_input' is not true or false")
+    stats = meta.get('norm_stats', [])
+    try:
+        stats = [(torch.tensor(m, dtype=torch.float32), torch.tensor(s, dtype=torch.float32)) for m, s in stats]
+        ok = all(m.ndim == 1 and m.shape == s.shape and m.isfinite().all() and s.isfinite().all() and (s != 0).all() for m, s in stats)
+    except (TypeError, ValueError, RuntimeError): ok = False
+    if not ok: raise bad("'norm_stats' are not pairs of equal-length lists of finite numbers with non-zero std")
+    return dict(model=cfg, scale=scale, upsample_input=meta.get('upsample_input', False), norm_stats=stats)
+
+def _shape_problems(model:nn.Module, tensors:dict) -> list[str]:
+    sd = model.state_dict()
+    missing, extra = sorted(set(sd) - set(tensors)), sorted(set(tensors) - set(sd))
+    wrong = [f"{k} {tuple(tensors[k].shape)} where the config needs {tuple(sd[k].shape)}"
+             for k in sd if k in tensors and sd[k].shape != tensors[k].shape]
+    return ([f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"] if missing else []) + \
+           ([f"unexpected {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}"] if extra else []) + wrong[:2]
+
+def model_from_config(cfg:dict, tensors:dict, source='model') -> nn.Module:
+    "Build registered `cfg` and load `tensors` into it; the config is first built on the meta device (no memory), so a config that does not fit the tensors, or can't be built, is a one-line error naming `source`."
+    try:
+        with torch.device('meta'): probe = build_model(cfg)
+    except SRWorkError as e: raise SRWorkError(f"{source}: {e}") from None
+    except Exception as e: raise SRWorkError(f"{source}: the {cfg.get('arch')} config can't be built ({type(e).__name__}: {e})") from None
+    problems = _shape_problems(probe, tensors)
+    if problems: raise SRWorkError(f"{source}: tensors do not fit the described {cfg.get('arch')} model: {'; '.join(problems)}")
+    model = build_model(cfg)                  # same size as the file's tensors now that the shapes agree
+    model.load_state_dict(tensors, strict=True)
+    return model
+
 def load_model(path, trust:bool=False) -> Upscaler:
     "An `Upscaler` from a `.safetensors` file (no code runs) or, with `trust`, a `learn.export()` pickle (`.pkl`: code runs)."
     p = Path(path)
@@ -249,16 +287,13 @@ def load_model(path, trust:bool=False) -> Upscaler:
     from safetensors import safe_open
     try:
         with safe_open(str(p), framework='pt') as f:
-            meta = json.loads((f.metadata() or {}).get('srwork', 'null'))
+            raw = (f.metadata() or {}).get('srwork', 'null')
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e: raise SRWorkError(f"{p}: not a readable safetensors file ({type(e).__name__}: {e})") from None
-    if not meta: raise SRWorkError(f"{p}: no srwork description in the file's metadata (not written by save_model?)")
-    try: model = build_model(meta['model'])
-    except SRWorkError as e: raise SRWorkError(f"{p}: {e}") from None
-    try: model.load_state_dict(tensors, strict=True)
-    except RuntimeError as e: raise SRWorkError(f"{p}: tensors do not fit the described model: {str(e).splitlines()[0]}") from None
-    stats = [(torch.tensor(m), torch.tensor(s)) for m, s in meta.get('norm_stats', [])]
-    return Upscaler(model, meta['scale'], meta.get('upsample_input', False), stats)
+    try: meta = json.loads(raw)
+    except ValueError as e: raise SRWorkError(f"{p}: the srwork description is not valid JSON ({e})") from None
+    meta = _check_meta(p, meta)
+    return Upscaler(model_from_config(meta['model'], tensors, p), meta['scale'], meta['upsample_input'], meta['norm_stats'])
 
 # %% ../nbs/10_inference.ipynb #a4227511
 def export_onnx(model, path, dynamic:bool=True, opset:int=17, check:bool=True, scale:int=None, tol:float=1e-4) -> Path:
@@ -374,6 +409,7 @@ def upscale_files(inputs:list, # image files, folders or glob patterns
     out = Path(out)
     files, failed, skipped = _plan_outputs(_expand_inputs(inputs), out, suffix, overwrite)
     up = as_model(model, trust=trust_pickle)
+    for folder in sorted({dest.parent for _, dest in files}): clean_stale_temps(folder)   # what killed runs left
     dtype = (torch.float16 if dev.type == 'cuda' else torch.bfloat16) if half else None
     for f, why in failed: print(f"srwork: error: {why}", file=sys.stderr)
     for f, why in skipped:

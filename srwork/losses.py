@@ -16,7 +16,7 @@ from .data import norm_stats
 from fastai.vision.core import imagenet_stats
 
 # %% auto #0
-__all__ = ['vgg_layer_names', 'vgg_features', 'VGGFeatures', 'gram_matrix', 'FeatureLoss', 'PerceptualLoss', 'GANLoss']
+__all__ = ['vgg_layer_names', 'vgg_features', 'VGGFeatures', 'gram_matrix', 'FeatureLoss', 'PerceptualLoss', 'AdversarialLoss']
 
 # %% ../nbs/04_losses.ipynb #684dfc12
 def vgg_layer_names(features:nn.Sequential) -> list[str]:
@@ -160,7 +160,7 @@ class PerceptualLoss(_VGGLoss):
 # %% ../nbs/04_losses.ipynb #eb187b78
 _bce = F.binary_cross_entropy_with_logits
 
-class GANLoss(nn.Module):
+class AdversarialLoss(nn.Module):
     "Adversarial loss of `kind` ('vanilla', 'lsgan', 'hinge', 'ragan') with separate discriminator and generator sides."
     kinds = ('vanilla', 'lsgan', 'hinge', 'ragan')
     def __init__(self, kind:str='ragan', weight:float=1.):
@@ -189,4 +189,4 @@ class GANLoss(nn.Module):
         else: loss = self._target(fake, 1.)
         return loss * self.weight
 
-    def __repr__(self): return f"GANLoss({self.kind!r}, weight={self.weight})"
+    def __repr__(self): return f"AdversarialLoss({self.kind!r}, weight={self.weight})"

@@ -19,15 +19,15 @@ import fastai.callback.schedule    # patches Learner with fit_one_cycle, fit_fla
 from fastai.optimizer import Adam
 from fastai.losses import L1LossFlat
 
-from .core import SRWorkError, ScaleError, Registry, atomic_write_bytes
+from .core import SRWorkError, ScaleError, Registry, atomic_write_bytes, temp_sibling
 from .crappify import imresize
 from .data import check_sr_dls, pair_transform, norm_stats
 from .metrics import PSNR, SSIM
 
 # %% auto #0
 __all__ = ['ARCHS', 'ArchSpec', 'record_config', 'register_arch', 'check_scale', 'create_model', 'build_model', 'n_params',
-           'scaled_kaiming_', 'sr_learner', 'read_state_dict', 'load_pretrained', 'init_from', 'pad_to_multiple',
-           'model_io', 'Upscaler', 'save_model', 'load_plugins']
+           'scaled_kaiming_', 'callback_states', 'load_callback_states', 'SRLearner', 'sr_learner', 'read_state_dict',
+           'load_pretrained', 'init_from', 'pad_to_multiple', 'model_io', 'Upscaler', 'save_model', 'load_plugins']
 
 # %% ../nbs/05_models.ipynb #9e8a123a
 @dataclass
@@ -143,12 +143,65 @@ def scaled_kaiming_(modules, scale:float=0.1):
                 mod.weight.data *= scale
                 if mod.bias is not None: mod.bias.data.zero_()
 
+# %% ../nbs/05_models.ipynb #2c5ffc6e
+def callback_states(learn:Learner, extra_cbs=()) -> dict:
+    "`checkpoint_state()` of each callback of `learn` (and `extra_cbs`) that has one, by class name: a GAN's discriminator and its optimizer, an EMA, a time budget."
+    return {type(cb).__name__: cb.checkpoint_state() for cb in list(learn.cbs) + list(extra_cbs) if hasattr(cb, 'checkpoint_state')}
+
+def load_callback_states(learn:Learner, states:dict):
+    "Give each callback of `learn` with `load_checkpoint_state` its saved state (by class name, or by its `former_name`)."
+    for cb in learn.cbs:
+        if not hasattr(cb, 'load_checkpoint_state'): continue
+        name = next((n for n in (type(cb).__name__, getattr(cb, 'former_name', None)) if n in states), None)
+        if name is not None: cb.load_checkpoint_state(states[name])
+
+def _load_weights_only(file, device):
+    "torch.load without unpickling code, allowing what fastai's optimizer state holds (as fastai's own `load_model` does)."
+    import numpy as np
+    from fastcore.foundation import L
+    scalar = (np._core if hasattr(np, '_core') else np.core).multiarray.scalar      # numpy 2 renamed np.core
+    allowed = [L, scalar, np.dtype, *[getattr(np.dtypes, d) for d in np.dtypes.__all__]]
+    with torch.serialization.safe_globals(allowed): return torch.load(file, map_location=device, weights_only=True)
+
+class SRLearner(Learner):
+    "A fastai `Learner` whose `save` writes atomically and keeps what lives in callbacks (a GAN's discriminator, its optimizer, the EMA) and whose `load` restores it; fastai's own files load as before."
+    def save(self, file, with_opt:bool=True, pickle_protocol:int=2):
+        from fastai.learner import save_model as fastai_save
+        from fastai.torch_core import rank_distrib
+        from fastcore.xtras import join_path_file
+        file = join_path_file(file, self.path/self.model_dir, ext='.pth')
+        if rank_distrib(): return file                        # one writer, as fastai's
+        states = callback_states(self)
+        if not states:                                         # fastai's format, written atomically
+            with temp_sibling(file) as tmp: fastai_save(tmp, self.model, getattr(self, 'opt', None), with_opt, pickle_protocol)
+            return file
+        from fastai.torch_core import get_model
+        opt = self.opt.state_dict() if with_opt and getattr(self, 'opt', None) is not None else None
+        with temp_sibling(file) as tmp:
+            torch.save(dict(model=get_model(self.model).state_dict(), opt=opt, callbacks=states), tmp, pickle_protocol=pickle_protocol)
+        return file
+
+    def load(self, file, device=None, with_opt:bool=True, strict:bool=True, **kwargs):
+        from fastai.torch_core import distrib_barrier, get_model
+        from fastcore.xtras import join_path_file
+        if device is None and hasattr(self.dls, 'device'): device = self.dls.device
+        device = device if device is not None else 'cpu'
+        if self.opt is None: self.create_opt()
+        path = join_path_file(file, self.path/self.model_dir, ext='.pth')
+        distrib_barrier()
+        state = _load_weights_only(path, device)
+        if not (isinstance(state, dict) and 'callbacks' in state): return super().load(file, device=device, with_opt=with_opt, strict=strict, **kwargs)
+        get_model(self.model).load_state_dict(state['model'], strict=strict)
+        if with_opt and state.get('opt') is not None: self.opt.load_state_dict(state['opt'])
+        load_callback_states(self, state['callbacks'])
+        return self
+
 # %% ../nbs/05_models.ipynb #7b6a1f47
 @delegates(Learner, but=['opt_func', 'wd'])
 def sr_learner(dls, model:nn.Module, scale:int, loss_func=None, metrics=None, upsample_input:bool=False, **kwargs) -> Learner:
     "A fastai `Learner` for SR `model` at `scale`: L1, Adam (0.9, 0.99), no weight decay, PSNR/SSIM metrics."
     check_sr_dls(dls, scale, upsample_input, type(model).__name__)
-    return Learner(dls, model, loss_func=loss_func or L1LossFlat(), opt_func=partial(Adam, mom=0.9, sqr_mom=0.99, eps=1e-8),
+    return SRLearner(dls, model, loss_func=loss_func or L1LossFlat(), opt_func=partial(Adam, mom=0.9, sqr_mom=0.99, eps=1e-8),
                    metrics=metrics if metrics is not None else [PSNR(scale), SSIM(scale)], wd=0., **kwargs)
 
 # %% ../nbs/05_models.ipynb #32a73eee

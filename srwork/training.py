@@ -19,10 +19,10 @@ from fastcore.basics import noop
 from fastai.metrics import LossMetric
 from fastai.losses import L1LossFlat
 
-from .core import SRWorkError, Registry, atomic_write_bytes, check_number, set_seed
+from .core import SRWorkError, WriteError, Registry, atomic_write_bytes, check_number, clean_stale_temps, set_seed, temp_sibling
 from .crappify import crappifier_preset
 from .data import dls_at, sr_dataloaders, image_files
-from .models import ARCHS, create_model, check_scale, sr_learner, save_model
+from .models import ARCHS, create_model, check_scale, sr_learner, save_model, callback_states, load_callback_states
 from . import edsr, esrgan, unet       # the built-in architectures register themselves on import
 from .esrgan import plot_gan
 
@@ -137,7 +137,7 @@ def fit_progressive(learn:Learner, stages, name:str='progressive', resume:bool=T
         info = _StageInfo()
         t0 = time.perf_counter()
         learn.fit_one_cycle(st.epochs, st.lr, pct_start=st.pct_start, cbs=[info] + list(cbs or []))
-        learn.save(f'{name}_stage{i}', with_opt=True)
+        learn.save(f'{name}_stage{i}', with_opt=True)      # an SRLearner's save is atomic and keeps callbacks' state (a GAN's D)
         vals = learn.recorder.values[-1] if learn.recorder.values else []
         history.append(dict(stage=i, name=st.name, seconds=round(time.perf_counter() - t0, 1), input_size=list(info.seen[0]) if info.seen else None,
                             train_loss=float(learn.recorder.losses[-1]) if learn.recorder.losses else None,
@@ -150,9 +150,8 @@ def fit_progressive(learn:Learner, stages, name:str='progressive', resume:bool=T
 # %% ../nbs/09_training.ipynb #8f20b372
 def save_checkpoint(learn:Learner, fname, completed_epoch:int, extra_cbs=()) -> Path:
     "Model, optimizer, callback states (of `learn.cbs` and `extra_cbs`) and the last completed epoch in one file, atomically."
-    extra = {type(cb).__name__: cb.checkpoint_state() for cb in list(learn.cbs) + list(extra_cbs) if hasattr(cb, 'checkpoint_state')}
     state = dict(model=learn.model.state_dict(), opt=learn.opt.state_dict() if learn.opt is not None else None,
-                 epoch=int(completed_epoch), extra=extra)
+                 epoch=int(completed_epoch), extra=callback_states(learn, extra_cbs))
     buf = io.BytesIO(); torch.save(state, buf)
     return atomic_write_bytes(fname, buf.getvalue())
 
@@ -179,9 +178,7 @@ def resume_checkpoint(learn:Learner, fname) -> int:
     if state.get('opt') is not None:
         if learn.opt is None: learn.create_opt()
         learn.opt.load_state_dict(state['opt'])
-    for cb in learn.cbs:
-        name = type(cb).__name__
-        if hasattr(cb, 'load_checkpoint_state') and name in state.get('extra', {}): cb.load_checkpoint_state(state['extra'][name])
+    load_callback_states(learn, state.get('extra', {}))
     return state['epoch'] + 1
 
 # %% ../nbs/09_training.ipynb #0145b405
@@ -210,9 +207,7 @@ def export_generator(learn:Learner, fname='export.pkl') -> Path:
                    path=learn.path, model_dir=learn.model_dir)
     fname = Path(fname)
     path = fname if fname.is_absolute() else learn.path/fname
-    tmp = path.with_name(f'.{path.name}.tmp')
-    with lean_pickle(model): lean.export(tmp)
-    os.replace(tmp, path)          # atomic: a crash never leaves half a pickle under the final name
+    with temp_sibling(path) as tmp, lean_pickle(model): lean.export(tmp)   # a crash or full disk never leaves half a pickle
     return path
 
 # %% ../nbs/09_training.ipynb #c9702264
@@ -321,10 +316,12 @@ class HistoryCSV(Callback):
         if not self._ran: return
         self._ran = False
         new = not self.fname.exists()
-        with open(self.fname, 'a') as fh:
-            if new: fh.write(','.join(self.recorder.metric_names) + '\n')
-            fh.write(','.join(str(v) for v in self.recorder.log) + '\n')
-            fh.flush(); os.fsync(fh.fileno())
+        try:
+            with open(self.fname, 'a') as fh:
+                if new: fh.write(','.join(self.recorder.metric_names) + '\n')
+                fh.write(','.join(str(v) for v in self.recorder.log) + '\n')
+                fh.flush(); os.fsync(fh.fileno())
+        except OSError as e: raise WriteError(f"{self.fname}: a row could not be added: {e.strerror or e}") from None
 
 # %% ../nbs/09_training.ipynb #7d44b49e
 def plot_curves(out:Path, phases) -> Path:
@@ -364,11 +361,19 @@ def _save_run_state(out:Path, state:dict):
     atomic_write_bytes(out/'train_state.json', json.dumps(state, indent=1, default=str).encode())
 
 # %% ../nbs/09_training.ipynb #7d281385
+def _trim_history(hist:Path, keep:int):
+    "Keep the header and the first `keep` rows of the CSV log `hist` (none: delete it): rows of epochs that will run again go."
+    if not hist.is_file(): return
+    if not keep: hist.unlink(); return
+    lines = hist.read_text().splitlines(keepends=True)
+    if len(lines) > keep + 1: atomic_write_bytes(hist, ''.join(lines[:keep + 1]).encode())
+
 def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet, stages=None):
     "Train one phase: one-cycle with per-epoch checkpoints, a time budget, or `stages` with `fit_progressive`; on Ctrl-C save and re-raise."
     ck, hist = out/f'checkpoint_{phase}.pth', out/f'history_{phase}.csv'
     if stages:                            # per-stage checkpoints and resume: fit_progressive's, under OUT/models
-        if not resume and hist.exists(): hist.unlink()
+        done = (progressive_state(learn, f'{phase}_stages') or {}).get('completed', 0) if resume else 0
+        _trim_history(hist, sum(Stage.from_dict(s).epochs if isinstance(s, dict) else s.epochs for s in stages[:done]))
         fit_progressive(learn, stages, name=f'{phase}_stages', resume=resume, cbs=[HistoryCSV(hist), CurvesPlot(out, phases)])
         save_checkpoint(learn, ck, -1)
         return
@@ -377,13 +382,13 @@ def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet, st
         start = resume_checkpoint(learn, ck)
         elapsed = torch.load(ck, map_location='cpu', weights_only=False).get('extra', {}).get('TimeBudget', {}).get('elapsed', 0.)
         if not quiet: print(f"{phase}: resuming from {ck} (epoch {start}{f', {elapsed / 60:.1f} min spent' if minutes else ''})")
-    if not (resume and ck.is_file()) and hist.exists(): hist.unlink()      # a fresh run starts a fresh log
+    _trim_history(hist, start)        # a fresh run starts a fresh log; a resumed one drops rows of epochs it will run again
     saver = EpochCheckpoint(ck)
     cbs = [saver, HistoryCSV(hist), CurvesPlot(out, phases)]
     tb = TimeBudget(minutes, lr, elapsed=elapsed) if minutes else None
     try:
         if tb is not None:
-            with lazy_epoch_bar(learn): learn.fit(10**9, lr, cbs=[tb] + cbs)
+            with lazy_epoch_bar(learn): learn.fit(10**9, lr, cbs=[tb] + cbs, start_epoch=start)
         elif start < epochs: learn.fit_one_cycle(epochs, lr, start_epoch=start, cbs=cbs)
     except KeyboardInterrupt:      # the current weights, marked with the last completed epoch: resume reruns the interrupted one
         save_checkpoint(learn, ck, saver.completed if saver.completed is not None else start - 1, extra_cbs=[tb] if tb else [])
@@ -477,6 +482,8 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     # -- training --
     if overwrite: _delete_run(out)
     out.mkdir(parents=True, exist_ok=True)
+    stale = clean_stale_temps(out) + clean_stale_temps(out/'models')
+    if stale and not quiet: print(f"removed {len(stale)} temporary file(s) left by a killed run: {', '.join(f.name for f in stale[:3])}")
     config = dict(arch=arch, data=str(data), scale=scale, preset=preset, patch=patch, bs=bs, epochs=epochs, minutes=minutes,
                   lr=lr, pretrained=pretrained, size=size, valid_pct=valid_pct, seed=seed, schedule=schedule)
     state = {'config': config, 'done': state.get('done', [])}

@@ -23,7 +23,7 @@ import torchvision.models
 from .data import check_sr_dls, norm_stats
 from .metrics import PSNR, SSIM
 from .losses import FeatureLoss
-from .models import register_arch, n_params
+from .models import register_arch, n_params, SRLearner
 
 # %% auto #0
 __all__ = ['sr_unet', 'icnr_error', 'sr_unet_learner']
@@ -90,7 +90,7 @@ def sr_unet_learner(dls, arch='resnet34', pretrained:bool=True, loss_func=None, 
     builder, _ = _encoder(model.config['encoder'] if hasattr(model, 'config') else arch)
     if metrics is None: metrics = [PSNR(scale or 1), SSIM(scale or 1)]
     metrics = list(metrics) + (LossMetrics(loss_func.metric_names) if hasattr(loss_func, 'metric_names') else [])
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=Adam, splitter=model_meta.get(builder, _default_meta)['split'],
+    learn = SRLearner(dls, model, loss_func=loss_func, opt_func=Adam, splitter=model_meta.get(builder, _default_meta)['split'],
                     metrics=metrics, wd=wd, **kwargs)
     if pretrained: learn.freeze()
     return learn

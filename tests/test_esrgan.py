@@ -7,9 +7,9 @@ import pytest
 from srwork.core import SRWorkError, sample_images, set_seed
 from srwork.data import sr_dataloaders
 from srwork.models import load_pretrained, Upscaler, save_model
-from srwork.esrgan import (RRDBNet, SRGANGenerator, VGGStyleDiscriminator, UNetDiscriminatorSN, GANTrainer, GeneratorEMA,
+from srwork.esrgan import (RRDBNet, SRGANGenerator, VGGStyleDiscriminator, UNetDiscriminatorSN, AdversarialTrainer, GeneratorEMA,
                            esrgan_learner, srgan_learner, interpolate)
-from srwork.losses import GANLoss
+from srwork.losses import AdversarialLoss
 from srwork.training import EpochCheckpoint, resume_checkpoint, export_generator
 from srwork.inference import upscale_tensor, load_model
 from fastai.callback.core import Callback
@@ -89,17 +89,17 @@ def test_basicsr_realesrgan_layout_loads_strictly(tmp_path):
 
 def test_relativistic_loss_formula_and_sides():
     real = torch.tensor([1.5, -0.3, 0.7, 2.0]); fake = torch.tensor([0.1, -1.2, 0.4, -0.5], requires_grad=True)
-    loss = GANLoss('ragan')
+    loss = AdversarialLoss('ragan')
     s = torch.sigmoid
     d = -(torch.log(s(real - fake.mean())).mean() + torch.log(1 - s(fake - real.mean())).mean()) / 2
     g = -(torch.log(1 - s(real - fake.mean())).mean() + torch.log(s(fake - real.mean())).mean()) / 2
     torch.testing.assert_close(loss.d_loss(real, fake), d)
     torch.testing.assert_close(loss.g_loss(fake, real), g)
     r = real.clone().requires_grad_(True)
-    GANLoss('ragan').g_loss(fake, r).backward()
+    AdversarialLoss('ragan').g_loss(fake, r).backward()
     assert r.grad is None and fake.grad.abs().sum() > 0            # G's side never trains D through the real logits
     with pytest.raises(SRWorkError, match='real images'): loss.g_loss(fake)
-    with pytest.raises(SRWorkError, match='unknown GAN loss'): GANLoss('wgan')
+    with pytest.raises(SRWorkError, match='unknown GAN loss'): AdversarialLoss('wgan')
 
 
 @pytest.fixture(scope='module')
@@ -115,8 +115,8 @@ def gan(dls, path, **kw):
 
 
 class PhaseCheck(Callback):
-    "Snapshots G and D before the batch, after G's step (before GANTrainer's D step) and after the batch."
-    order = GANTrainer.order - 1
+    "Snapshots G and D before the batch, after G's step (before AdversarialTrainer's D step) and after the batch."
+    order = AdversarialTrainer.order - 1
     def __init__(self): self.snaps = []
     def _s(self):     # parameters: what the optimizers update (BN running stats move in any train-mode forward)
         return ({k: v.detach().clone() for k, v in self.learn.model.named_parameters()},
@@ -143,7 +143,7 @@ def test_one_gan_step_updates_each_network_in_its_phase(dls, tmp_path):
     assert 0 < h['d_real'] < 1 and 0 < h['d_fake'] < 1
 
 
-@pytest.mark.parametrize('kind', GANLoss.kinds)
+@pytest.mark.parametrize('kind', AdversarialLoss.kinds)
 def test_all_gan_losses_train_finite(dls, tmp_path, kind):
     learn = gan(dls, tmp_path, gan_type=kind, discriminator='unet', ema=0.9)
     learn.fit(1, 1e-4)
@@ -184,7 +184,7 @@ def test_gan_export_holds_only_the_generator(dls, tmp_path):
     bare = sum(v.numel() * v.element_size() for v in learn.model.state_dict().values())
     assert f.stat().st_size < bare + 300_000                   # D alone is far bigger than the generator here
     loaded = load_learner(f, cpu=True)
-    assert isinstance(loaded.model, RRDBNet) and not any(isinstance(cb, GANTrainer) for cb in loaded.cbs)
+    assert isinstance(loaded.model, RRDBNet) and not any(isinstance(cb, AdversarialTrainer) for cb in loaded.cbs)
 
 
 @pytest.mark.parametrize('make', [lambda: RRDBNet(scale=4, **SMALL), lambda: RRDBNet(scale=2, **SMALL),
@@ -201,3 +201,77 @@ def test_tiled_equals_whole_and_safetensors_roundtrip(make, tmp_path):
     assert (tiled - whole).abs().max() <= 1e-5
     back = load_model(save_model(model, tmp_path/'m.safetensors'))
     with torch.no_grad(): assert (back(x) - up(x)).abs().max() == 0
+
+
+# ---- fastai's own tools on a GAN learner: save/load, SaveModelCallback, lr_find ----
+def _gan_state(learn):
+    "Copies of everything a GAN learner trains: G, D, both optimizers' states, the EMA and the D history."
+    ema = next(cb for cb in learn.cbs if isinstance(cb, GeneratorEMA)).ema
+    t = learn.gan_trainer
+    return dict(G={k: v.clone() for k, v in learn.model.state_dict().items()},
+                D={k: v.clone() for k, v in t.D.state_dict().items()},
+                d_opt={i: {k: v.clone() for k, v in s.items()} for i, s in t.d_opt.state_dict()['state'].items()},
+                ema=None if ema is None else {k: v.clone() for k, v in ema.items()}, history=len(t.history))
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict): return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+
+def test_learn_save_and_load_keep_the_discriminator_its_optimizer_and_the_ema(dls, tmp_path):
+    learn = gan(dls, tmp_path)
+    learn.fit(1, 1e-4)
+    saved = _gan_state(learn)
+    f = learn.save('g')
+    learn.fit(1, 1e-3)                                         # everything moves on
+    assert not _same(_gan_state(learn)['D'], saved['D'])
+    learn.load('g')
+    assert _same(_gan_state(learn), saved)
+    fresh = gan(dls, tmp_path)                                 # and into a new learner, before any fit
+    fresh.load('g')
+    assert _same(_gan_state(fresh), saved) and not any(p.name.endswith('.tmp') for p in f.parent.iterdir())
+
+
+def test_save_model_callback_restores_the_best_epoch_with_its_discriminator(dls, tmp_path):
+    from fastai.callback.tracker import SaveModelCallback
+    class Record(Callback):
+        order = SaveModelCallback.order + 1
+        def before_fit(self): self.states = []
+        def after_epoch(self): self.states.append(_gan_state(self.learn))
+    learn = gan(dls, tmp_path)
+    rec = Record()
+    learn.fit(3, 1e-4, cbs=[SaveModelCallback(monitor='valid_loss', fname='best'), rec])
+    best = int(torch.tensor([v[1] for v in learn.recorder.values]).argmin())
+    after = _gan_state(learn)                                  # SaveModelCallback loaded the best epoch at the end
+    assert _same(after['D'], rec.states[best]['D']) and _same(after['ema'], rec.states[best]['ema'])
+    assert _same(after['d_opt'], rec.states[best]['d_opt'])
+
+
+def test_lr_find_trains_nothing_and_restores_everything(dls, tmp_path):
+    learn = gan(dls, tmp_path)
+    learn.fit(1, 1e-4)
+    before = _gan_state(learn)
+    class Watch(Callback):                                      # D, its optimizer and the EMA during the search
+        order = 99
+        def before_fit(self): self.seen = []
+        def after_batch(self): self.seen.append(_gan_state(self.learn))
+    w = Watch()
+    with learn.added_cbs(w): res = learn.lr_find(num_it=6, show_plot=False, stop_div=False)
+    assert res.valley > 0 and len(w.seen) >= 5                 # it ran: G stepped at growing rates ...
+    assert not _same(w.seen[-1]['G'], before['G'])
+    assert all(_same({k: s[k] for k in ('D', 'd_opt', 'ema', 'history')}, {k: before[k] for k in ('D', 'd_opt', 'ema', 'history')})
+               for s in w.seen)                                 # ... against a D that stood still, with no EMA update
+    assert _same(_gan_state(learn), before)
+    assert not (tmp_path/'models'/'_tmp.pth').exists()
+
+
+def test_old_checkpoints_keep_their_discriminator(dls, tmp_path):
+    "srwork 0.1 stored the trainer's state under the class's former name, GANTrainer."
+    learn = gan(dls, tmp_path)
+    learn.fit(1, 1e-4, cbs=EpochCheckpoint(tmp_path/'ck.pth'))
+    state = torch.load(tmp_path/'ck.pth', weights_only=False)
+    state['extra']['GANTrainer'] = state['extra'].pop('AdversarialTrainer')
+    torch.save(state, tmp_path/'old.pth')
+    fresh = gan(dls, tmp_path)
+    resume_checkpoint(fresh, tmp_path/'old.pth')
+    assert _same(_gan_state(fresh)['D'], {k: v for k, v in state['extra']['GANTrainer']['discriminator'].items()})

@@ -140,6 +140,28 @@ def test_minutes_cost_what_epochs_cost(data, tmp_path):
     assert (tmp_path/'run'/'model.safetensors').is_file()
 
 
+def test_a_resumed_time_budget_logs_each_epoch_once(data, tmp_path):
+    "Ctrl-C in a --minutes run, then --resume: the epochs go on from the checkpoint (they restarted at 0 and were logged twice)."
+    import signal, time, torch
+    out = tmp_path/'run'
+    args = SRWORK + [str(a) for a in ['train', '--data', data, *TINY, '--minutes', 0.4, '-o', out]]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    t0 = time.time()
+    while not (out/'checkpoint_train.pth').exists() or len((out/'history_train.csv').read_text().splitlines()) < 3:
+        assert p.poll() is None and time.time() - t0 < 300, p.communicate()[1][-2000:]
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    stopped = torch.load(out/'checkpoint_train.pth', weights_only=False)['epoch']
+    r = subprocess.run(args + ['--resume'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f'resuming from {out/"checkpoint_train.pth"} (epoch {stopped + 1},' in r.stdout
+    epochs = [int(line.split(',')[0]) for line in (out/'history_train.csv').read_text().splitlines()[1:]]
+    assert epochs == list(range(len(epochs))) and len(epochs) > stopped + 1, epochs
+
+
 # ---------------------------------------------------------------- bad numbers: refused up front, one line, nothing written
 def test_bad_numbers_are_refused_before_any_work(model, data, tmp_path):
     import torch
@@ -239,3 +261,185 @@ def test_bombs_and_link_loops_are_bounded(model, tmp_path):
                        capture_output=True, text=True, env=dict(os.environ, SRWORK_MAX_PIXELS='2e8'), timeout=300,
                        preexec_fn=_cap_memory)
     assert r.returncode == 1 and 'bomb144.png: truncated or corrupt image data' in r.stderr   # the limit raised: decoded, and found short
+
+
+# ---------------------------------------------------------------- model files with an edited description
+def _edited(tmp_path, name, edit):
+    "A copy of a valid x2 EDSR model file whose srwork metadata went through `edit` (which changes it in place or returns new)."
+    import json, torch
+    from safetensors.torch import save
+    from srwork.edsr import EDSR
+    from srwork.models import Upscaler
+    m = EDSR(num_feat=8, num_block=1, scale=2)
+    meta = dict(srwork_version='0', model=m.config, scale=2, upsample_input=False, norm_stats=[])
+    new = edit(meta)
+    meta = meta if new is None else new
+    tensors = {k: v.contiguous() for k, v in m.state_dict().items()}
+    f = tmp_path/f'{name}.safetensors'
+    f.write_bytes(save(tensors, metadata={'srwork': meta if isinstance(meta, str) else json.dumps(meta)}))
+    return f
+
+EDITS = {
+    'unknown_arch': (lambda m: m['model'].update(arch='nosuch'), "unknown arch 'nosuch'"),
+    'other_arch': (lambda m: m['model'].update(arch='srresnet'), 'the srresnet config has arguments it does not take'),
+    'negative_size': (lambda m: m['model'].update(num_feat=-4), 'the edsr config can\'t be built (RuntimeError: Trying to create tensor with negative dimension'),
+    'huge_size': (lambda m: m['model'].update(num_feat=10**6), 'conv_first.weight (8, 3, 3, 3) where the config needs (1000000, 3, 3, 3)'),
+    'mismatched_size': (lambda m: m['model'].update(num_block=3), 'tensors do not fit the described edsr model: missing body.1'),
+    'scale_0': (lambda m: m.update(scale=0), 'scale 0 is not a whole number >= 1'),
+    'scale_text': (lambda m: m.update(scale='two'), "scale 'two' is not a whole number >= 1"),
+    'scales_differ': (lambda m: m['model'].update(scale=3), 'the model config says scale 3, the file scale 2'),
+    'both_scales_0': (lambda m: (m.update(scale=0), m['model'].update(scale=0)) and None, 'scale 0 is not a whole number >= 1'),
+    'no_model': (lambda m: m.pop('model') and None, "'model' is not a config with an 'arch' name"),
+    'not_a_dict': (lambda m: [1, 2], 'no srwork description'),
+    'bad_json': (lambda m: '{bad', 'the srwork description is not valid JSON'),
+    'zero_std': (lambda m: m.update(norm_stats=[[[0, 0, 0], [0, 0, 0]]]), "'norm_stats' are not pairs"),
+    'ragged_stats': (lambda m: m.update(norm_stats=[[1, 2]]), "'norm_stats' are not pairs"),
+}
+
+@pytest.mark.parametrize('case', list(EDITS))
+def test_an_edited_model_file_is_one_clear_error(case, tmp_path):
+    from srwork.core import SRWorkError
+    from srwork.inference import load_model
+    edit, msg = EDITS[case]
+    f = _edited(tmp_path, case, edit)
+    with pytest.raises(SRWorkError) as e: load_model(f)
+    assert str(e.value).startswith(f"{f}: ") and msg in str(e.value) and '\n' not in str(e.value), str(e.value)
+
+
+def test_an_edited_model_file_stops_the_batch_before_any_work(tmp_path):
+    p = tmp_path/'p'; png(p/'a.png', 0); png(p/'b.png', 1)
+    f = _edited(tmp_path, 'scale0', EDITS['both_scales_0'][0])
+    r = srwork('upscale', p, '-m', f, '-o', tmp_path/'out')
+    assert r.returncode == 1 and r.stderr == f"srwork: error: {f}: scale 0 is not a whole number >= 1 (the file's srwork metadata was edited or is damaged)\n"
+    assert not (tmp_path/'out').exists()
+
+
+# ---------------------------------------------------------------- PIL inputs, empty inputs, short PNGs
+def test_pil_inputs_keep_transparency_orientation_and_grey(tmp_path):
+    import io
+    from srwork.edsr import EDSR
+    from srwork.inference import upscale
+    m = EDSR(num_feat=8, num_block=1, scale=2)
+    rgb = np.random.RandomState(0).randint(0, 256, (10, 12, 3), dtype=np.uint8)
+    pal = Image.fromarray(rgb).quantize(8); pal.info['transparency'] = 0
+    out = upscale(m, pal, tile=None)
+    assert out.mode == 'RGBA' and out.size == (24, 20)
+    assert (np.asarray(out)[..., 3] < 128).sum() > 0 and (np.asarray(out)[..., 3] > 128).sum() > 0    # holes stay holes
+    grey = Image.fromarray(rgb[..., 0]); grey.info['transparency'] = int(rgb[0, 0, 0])
+    assert upscale(m, grey, tile=None).mode == 'LA'
+    assert upscale(m, Image.fromarray(rgb[..., 0]), tile=None).mode == 'L'
+    side = Image.fromarray(rgb); exif = side.getexif(); exif[0x0112] = 6          # stored sideways, shown upright
+    buf = io.BytesIO(); side.save(buf, 'JPEG', exif=exif, quality=95)
+    shot = Image.open(buf)
+    assert shot.size == (12, 10) and upscale(m, shot, tile=None).size == (20, 24)
+
+
+@pytest.mark.parametrize('empty', [lambda: np.zeros((0, 4, 3), np.uint8), lambda: Image.new('RGB', (0, 0)),
+                                   lambda: __import__('torch').zeros(3, 0, 5), lambda: __import__('torch').zeros(1, 3, 4, 0)])
+def test_an_empty_image_is_a_clear_error(empty):
+    from srwork.core import ImageValueError
+    from srwork.edsr import EDSR
+    from srwork.inference import upscale
+    with pytest.raises(ImageValueError, match='empty image'): upscale(EDSR(num_feat=8, num_block=1, scale=2), empty())
+
+
+def _short_png(path:Path, w=8, h=6, rows=3):
+    "A well-formed PNG whose zlib stream ends cleanly after `rows` of its `h` rows (Pillow pads the rest with black)."
+    import struct, zlib
+    def chunk(kind, data): return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    data = b''.join(b'\0' + bytes([200] * w * 3) for _ in range(rows))
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
+                     + chunk(b'IDAT', zlib.compress(data)) + chunk(b'IEND', b''))
+    return path
+
+
+def test_a_short_png_fails_alone(model, tmp_path):
+    p = tmp_path/'p'; png(p/'a.png', 0); _short_png(p/'b.png'); png(p/'c.png', 2)
+    r = srwork('upscale', p, '-m', model, '-o', tmp_path/'out')
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"srwork: error: {p/'b.png'}: truncated PNG: its image data stops 75 bytes short (Pillow would pad it with black)"
+    assert sorted(f.name for f in (tmp_path/'out').iterdir()) == ['a.png', 'c.png'] and '2 upscaled, 1 failed' in r.stdout
+
+
+# ---------------------------------------------------------------- a full disk, and what killed runs leave
+def _namespaces_work() -> bool:
+    try: return subprocess.run(['unshare', '-rm', 'true'], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError): return False
+
+def _xfsz_ignored():
+    import signal
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+def on_small_disk(cmd, folder:Path, kbytes:int, copy_to:Path, timeout=600):
+    """Run `cmd` with `folder` (and what it holds) on a disk of `kbytes` (a tmpfs in a private mount namespace: the real "No
+    space left on device"), then copy what is there to `copy_to`. Without namespaces: a file size limit instead (EFBIG)."""
+    folder.mkdir(parents=True, exist_ok=True); copy_to.mkdir(parents=True, exist_ok=True)
+    cmd = [str(a) for a in cmd]
+    if _namespaces_work():
+        keep = folder.parent/(folder.name + '.keep')
+        script = ('mkdir -p "$K" && cp -a "$F"/. "$K"/ && mount -t tmpfs -o size="$1"k tmpfs "$F" && cp -a "$K"/. "$F"/ || exit 99; '
+                  'shift; "$@"; rc=$?; cp -a "$F"/. "$C"/; exit $rc')
+        r = subprocess.run(['unshare', '-rm', 'sh', '-c', script, 'sh', str(kbytes)] + cmd, capture_output=True, text=True,
+                           timeout=timeout, env=dict(os.environ, K=str(keep), F=str(folder), C=str(copy_to)))
+        assert r.returncode != 99, r.stderr
+        return r, 'No space left on device (disk full)'
+    import resource, shutil
+    def limit():
+        _xfsz_ignored(); resource.setrlimit(resource.RLIMIT_FSIZE, (kbytes * 1024, kbytes * 1024))
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=limit)
+    shutil.copytree(folder, copy_to, dirs_exist_ok=True)
+    return r, 'File too large'
+
+
+def test_a_full_disk_while_upscaling(model, tmp_path):
+    p = tmp_path/'p'; png(p/'a.png', 0, (12, 10)); png(p/'b.png', 1, (200, 150)); png(p/'c.png', 2, (12, 10))
+    r, why = on_small_disk(SRWORK + ['upscale', p, '-m', model, '-o', tmp_path/'out'], tmp_path/'out', 64, tmp_path/'left')
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip() == f"srwork: error: {p/'b.png'}: {tmp_path/'out'/'b.png'}: not written: {why}; no file was left"
+    assert sorted(f.name for f in (tmp_path/'left').iterdir()) == ['a.png', 'c.png']       # no temp file, no half PNG
+    assert all(Image.open(f).size == (24, 20) for f in (tmp_path/'left').iterdir())
+    assert '2 upscaled, 1 failed' in r.stdout
+
+
+def test_a_full_disk_while_training(data, tmp_path):
+    out = tmp_path/'run'
+    args = ['train', '--arch', 'edsr', '--data', data, '--scale', 2, '--patch', 48, '--bs', 4, '--epochs', 1, '--size', 'small', '-o', out]
+    r, why = on_small_disk(SRWORK + args, out, 200, tmp_path/'left')
+    assert r.returncode == 1, r.stderr[-3000:]
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"srwork: error: {out}/") and f"not written: {why}" in err[0], r.stderr[-3000:]
+    assert not [f.name for f in (tmp_path/'left').rglob('*.tmp')]
+
+
+def test_model_files_on_a_full_disk(tmp_path):
+    "save_model (model.safetensors) and export_generator (model.pkl): an error naming the file, no temp file, the old file kept."
+    code = ("import sys, torch; from srwork.edsr import EDSR; from srwork.models import save_model, sr_learner; "
+            "from srwork.training import export_generator; from srwork.data import sr_dataloaders; from srwork.core import SRWorkError\n"
+            "m = EDSR(num_feat=64, num_block=4, scale=2); out = sys.argv[1]\n"
+            "for f in (lambda: save_model(m, out + '/model.safetensors'),\n"
+            "          lambda: export_generator(sr_learner(sr_dataloaders(sys.argv[2], scale=2, patch_size=48, bs=2, num_workers=0), m, 2), out + '/model.pkl')):\n"
+            "    try: f(); print('written')\n"
+            "    except SRWorkError as e: print(e)\n")
+    out = tmp_path/'out'; out.mkdir()
+    (out/'model.pkl').write_bytes(b'the previous export')
+    data = tmp_path/'d'; sample_images(data)
+    r, why = on_small_disk([sys.executable, '-c', code, out, data], out, 600, tmp_path/'left', timeout=300)
+    left = tmp_path/'left'
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == f"{out/'model.safetensors'}: not written: {why}; no file was left", r.stdout
+    assert lines[1].startswith(f"{out/'model.pkl'}: not written: ") and lines[1].endswith('; the file there is unchanged'), r.stdout
+    assert sorted(f.name for f in left.iterdir()) == ['model.pkl'] and (left/'model.pkl').read_bytes() == b'the previous export'
+
+
+def test_temp_files_of_killed_runs_are_cleaned(model, tmp_path):
+    import socket
+    host = socket.gethostname()[:32]
+    gone = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True).stdout.strip()
+    out = tmp_path/'out'; out.mkdir()
+    (out/f'.a.png.{host}-{gone}.k3j4h5g6.tmp').write_bytes(b'half a png from a killed run')
+    (out/f'.a.png.{host}-{os.getpid()}.k3j4h5g7.tmp').write_bytes(b'a live process is writing this')
+    p = tmp_path/'p'; png(p/'a.png', 0)
+    r = srwork('upscale', p, '-m', model, '-o', out)
+    assert r.returncode == 0, r.stderr
+    assert sorted(f.name for f in out.iterdir()) == [f'.a.png.{host}-{os.getpid()}.k3j4h5g7.tmp', 'a.png']
