@@ -16,40 +16,18 @@ from PIL import Image
 from .core import SRWorkError, check_number, clean_stale_temps, ImageMeta, load_image, save_image, luma, quantise, to_uint, _as_chw
 from .crappify import imresize
 from .data import image_files
-from .models import Upscaler, build_model, pad_to_multiple
+from .models import Upscaler, build_model, pad_to_multiple, receptive_field, effective_pad
 from . import edsr, esrgan, unet       # the built-in architectures register themselves on import
 
 # %% auto #0
-__all__ = ['as_model', 'receptive_field', 'tile_windows', 'upscale_tensor', 'resolve_device', 'upscale', 'model_from_config',
-           'load_model', 'export_onnx', 'onnx_session', 'onnx_max_diff', 'quantize_onnx', 'onnx_upscaler',
-           'upscale_files']
+__all__ = ['as_model', 'tile_windows', 'upscale_tensor', 'resolve_device', 'upscale', 'model_from_config', 'load_model',
+           'export_onnx', 'onnx_session', 'onnx_max_diff', 'quantize_onnx', 'onnx_upscaler', 'upscale_files']
 
 # %% ../nbs/10_inference.ipynb #e71c2040
 def as_model(obj, scale:int=None, trust:bool=False) -> Upscaler:
     "An `Upscaler` from an `Upscaler`, Learner, `nn.Module` or model file path (a `.pkl` only with `trust`)."
     if isinstance(obj, (str, Path)): obj = load_model(obj, trust)
     return Upscaler.from_any(obj, scale)
-
-# %% ../nbs/10_inference.ipynb #a6130fbd
-def receptive_field(model, size:int=96, max_size:int=512) -> int:
-    "Radius in input (LR) pixels of the region that influences one output pixel, measured by back-propagation."
-    up = as_model(model)
-    dev, dt = up.device, next(up.model.parameters()).dtype
-    while True:
-        x = torch.rand(1, 3, size, size, device=dev, dtype=dt, requires_grad=True)
-        with torch.enable_grad():                  # also when called from inference code under no_grad
-            y = up(x)
-            c = y.shape[-1] // 2
-            g = torch.autograd.grad(y[0, :, c, c].sum(), x)[0][0].abs().sum(0)   # no .grad left on the model
-        idx = torch.nonzero(g > 0)
-        lo, hi = int(idx.min()), int(idx.max())
-        centre = c / up.scale
-        r = int(math.ceil(max(centre - lo, hi - centre)))
-        if lo > 0 and hi < size - 1: return r
-        if size >= max_size:
-            warnings.warn(f"receptive field reaches past {max_size}px: using {r} (tiles may differ slightly from whole-image results)")
-            return r
-        size = min(max_size, size * 2)
 
 # %% ../nbs/10_inference.ipynb #0aa3269c
 def tile_windows(n:int, tile:int, pad:int, align:int=1) -> list[tuple]:
@@ -99,9 +77,8 @@ def upscale_tensor(up:Upscaler, x:torch.Tensor, tile:int|None=256, tile_pad:int|
     H, W = x.shape[-2:]
     tile = max(H, W) if not tile else int(tile)
     if tile >= max(H, W): tile_pad = 0                     # one window: the whole image, no context needed
-    elif tile_pad is None:
-        if up._rf is None: up._rf = receptive_field(up)     # measured once per model
-        tile_pad = up._rf
+    elif tile_pad is None: tile_pad = up.context()[1]      # measured once per model, or read from its file
+    elif tile_pad == 'exact': tile_pad = up.context()[0]
     wy, wx = tile_windows(H, tile, tile_pad, up.multiple), tile_windows(W, tile, tile_pad, up.multiple)
     wins = [(a, b) for a in wy for b in wx]
     feather = blend == 'feather' and len(wins) > 1
@@ -134,7 +111,7 @@ def _check_tiling(tile, tile_pad, batch_size, flags:bool=False):
     "Refuse a negative tile or pad and a batch size under 1; named as flags (`--tile-pad`) or as parameters (`tile_pad`)."
     name = lambda p: '--' + p.replace('_', '-') if flags else p
     if tile is not None: check_number(name('tile'), tile, lo=0, integer=True)
-    if tile_pad is not None: check_number(name('tile_pad'), tile_pad, lo=0, integer=True)
+    if tile_pad is not None and tile_pad != 'exact': check_number(name('tile_pad'), tile_pad, lo=0, integer=True)
     check_number(name('batch_size'), batch_size, lo=1, integer=True)
 
 def resolve_device(device=None) -> torch.device:
@@ -241,13 +218,17 @@ def _check_meta(p:Path, meta) -> dict:
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1: raise bad(f"scale {scale!r} is not a whole number >= 1")
     if 'scale' in cfg and cfg['scale'] != scale: raise bad(f"the model config says scale {cfg['scale']!r}, the file scale {scale}")
     if not isinstance(meta.get('upsample_input', False), bool): raise bad("'upsample_input' is not true or false")
+    for k in ('receptive_field', 'tile_pad'):
+        v = meta.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0): raise bad(f"{k} {v!r} is not a whole number >= 0")
     stats = meta.get('norm_stats', [])
     try:
         stats = [(torch.tensor(m, dtype=torch.float32), torch.tensor(s, dtype=torch.float32)) for m, s in stats]
         ok = all(m.ndim == 1 and m.shape == s.shape and m.isfinite().all() and s.isfinite().all() and (s != 0).all() for m, s in stats)
     except (TypeError, ValueError, RuntimeError): ok = False
     if not ok: raise bad("'norm_stats' are not pairs of equal-length lists of finite numbers with non-zero std")
-    return dict(model=cfg, scale=scale, upsample_input=meta.get('upsample_input', False), norm_stats=stats)
+    return dict(model=cfg, scale=scale, upsample_input=meta.get('upsample_input', False), norm_stats=stats,
+                receptive_field=meta.get('receptive_field'), tile_pad=meta.get('tile_pad'))
 
 def _shape_problems(model:nn.Module, tensors:dict) -> list[str]:
     sd = model.state_dict()
@@ -293,7 +274,9 @@ def load_model(path, trust:bool=False) -> Upscaler:
     try: meta = json.loads(raw)
     except ValueError as e: raise SRWorkError(f"{p}: the srwork description is not valid JSON ({e})") from None
     meta = _check_meta(p, meta)
-    return Upscaler(model_from_config(meta['model'], tensors, p), meta['scale'], meta['upsample_input'], meta['norm_stats'])
+    up = Upscaler(model_from_config(meta['model'], tensors, p), meta['scale'], meta['upsample_input'], meta['norm_stats'])
+    up._rf, up.tile_pad = meta['receptive_field'], meta['tile_pad']          # measured when it was saved: no probe
+    return up
 
 # %% ../nbs/10_inference.ipynb #a4227511
 def export_onnx(model, path, dynamic:bool=True, opset:int=17, check:bool=True, scale:int=None, tol:float=1e-4) -> Path:
@@ -394,7 +377,7 @@ def upscale_files(inputs:list, # image files, folders or glob patterns
                   model, # model file: .safetensors (save_model) or .pkl (learn.export)
                   out, # output folder
                   tile:int=256, # tile size in input pixels (0: whole image; default 256)
-                  tile_pad:int=None, # context around each tile (default: the model's receptive field)
+                  tile_pad:int=None, # context around each tile in LR pixels (default: the model's effective pad, stored in its file; exact for small models)
                   batch_size:int=4, # tiles per forward pass
                   device:str=None, # cpu, cuda, cuda:1, ... (default: cuda if available)
                   half:bool=False, # fp16 on GPU / bf16 on CPU, falling back to fp32 on NaN or black output

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_models.ipynb #3dcc1826
 from __future__ import annotations
-import inspect, json
+import inspect, json, warnings
 from enum import Enum
 from dataclasses import dataclass, field
 from functools import partial, wraps
@@ -19,7 +19,7 @@ import fastai.callback.schedule    # patches Learner with fit_one_cycle, fit_fla
 from fastai.optimizer import Adam
 from fastai.losses import L1LossFlat
 
-from .core import SRWorkError, ScaleError, Registry, atomic_write_bytes, temp_sibling
+from .core import SRWorkError, ScaleError, Registry, atomic_write_bytes, temp_sibling, quantise, load_image
 from .crappify import imresize
 from .data import check_sr_dls, pair_transform, norm_stats
 from .metrics import PSNR, SSIM
@@ -27,7 +27,8 @@ from .metrics import PSNR, SSIM
 # %% auto #0
 __all__ = ['ARCHS', 'ArchSpec', 'record_config', 'register_arch', 'check_scale', 'create_model', 'build_model', 'n_params',
            'scaled_kaiming_', 'callback_states', 'load_callback_states', 'SRLearner', 'sr_learner', 'read_state_dict',
-           'load_pretrained', 'init_from', 'pad_to_multiple', 'model_io', 'Upscaler', 'save_model', 'load_plugins']
+           'load_pretrained', 'init_from', 'pad_to_multiple', 'model_io', 'Upscaler', 'receptive_field',
+           'effective_pad', 'save_model', 'load_plugins']
 
 # %% ../nbs/05_models.ipynb #9e8a123a
 @dataclass
@@ -275,8 +276,17 @@ class Upscaler(nn.Module):
         super().__init__()
         self.model, self.scale, self.upsample_input = model.eval(), int(scale), upsample_input
         self.norm_stats = [(m.float(), s.float()) for m, s in norm_stats]
-        self._rf = None
+        self._rf, self.tile_pad = None, None       # receptive field and default tile pad: see `context`
         self.multiple = int(getattr(model, 'input_multiple', 1))
+
+    EXACT_UP_TO = 16        # receptive fields up to this many LR pixels are padded in full: exact tiles at little cost
+
+    def context(self) -> tuple[int, int]:
+        "(receptive field, default tile pad) in LR pixels, measured once (`receptive_field`, `effective_pad`) unless the model file held them."
+        if self._rf is None: self._rf = receptive_field(self)
+        if self.tile_pad is None:
+            self.tile_pad = self._rf if self._rf <= self.EXACT_UP_TO else min(self._rf, effective_pad(self, self._rf))
+        return self._rf, self.tile_pad
 
     @property
     def device(self): return next(self.model.parameters()).device
@@ -309,6 +319,66 @@ class Upscaler(nn.Module):
             raise ScaleError(f"the model upscales x{up.scale}, not x{scale}")
         return up
 
+# %% ../nbs/05_models.ipynb #dd53e368
+def _probe_strip(h:int, w:int) -> torch.Tensor:
+    "(1, 3, h, w) natural content for probes: scikit-image's astronaut photo, mirrored out to any size (deterministic)."
+    import skimage
+    x = load_image(Path(skimage.__file__).parent/'data'/'astronaut.png')[None].as_subclass(torch.Tensor)
+    while x.shape[-2] < h: x = torch.cat([x, x.flip(-2)], -2)
+    while x.shape[-1] < w: x = torch.cat([x, x.flip(-1)], -1)
+    return x[..., :h, :w].contiguous()
+
+def _round_up(v:int, m:int) -> int: return -(-int(v) // m) * m
+
+@torch.no_grad()
+def receptive_field(model, size:int=64, max_size:int=1024, height:int=16) -> int:
+    "Radius in LR pixels of the input region that influences one output pixel: how far a change of one column reaches, on both axes, forward only."
+    up = Upscaler.from_any(model)
+    dev, dt, m, s = up.device, next(up.model.parameters()).dtype, up.multiple, up.scale
+    h = _round_up(height, m)
+    while True:
+        w = _round_up(size, m)
+        reach = 0
+        for x in (_probe_strip(h, w), _probe_strip(w, h).transpose(-1, -2).contiguous()):   # along x, then along y
+            x = (x if x.shape[-1] == w else x.transpose(-1, -2)).to(dev, dt)
+            moved = x.clone(); moved[..., 0] = 1 - moved[..., 0]
+            d = (up(moved).float() - up(x).float()).abs().amax((0, 1, 2))       # per output column
+            reach = max(reach, int(torch.nonzero(d > 0).max()) // s)
+        if reach < w - m: return reach
+        if w >= max_size:
+            warnings.warn(f"receptive field reaches past {max_size}px: using {reach} (tiles may differ slightly from whole-image results)")
+            return reach
+        size = w * 2
+
+def _levels8(y:torch.Tensor) -> torch.Tensor: return quantise(y.float())       # 0 .. 255
+
+@torch.no_grad()
+def effective_pad(model, rf:int=None, height:int=48, band:int=32, max_level:int=1, min_equal:float=0.999) -> int:
+    "Smallest tile pad at which tiles equal the whole image after 8-bit rounding: no pixel more than `max_level` off, and at least `min_equal` of the pixels within `band` of the pad identical (both axes, both sides of a cut)."
+    up = Upscaler.from_any(model)
+    rf = receptive_field(up) if rf is None else rf
+    dev, dt, m, s = up.device, next(up.model.parameters()).dtype, up.multiple, up.scale
+    a, band, h = _round_up(min(max(rf, 1), 256), m), _round_up(band, m), _round_up(height, m)
+    W = 2 * a + band                              # whole strip; each cut keeps a + band columns next to the cut
+    worst, diff, count = torch.zeros(a + band), torch.zeros(a + band), torch.zeros(a + band)
+    for x in (_probe_strip(h, W), _probe_strip(W, h).transpose(-1, -2).contiguous()):
+        x = x.to(dev, dt)
+        whole = _levels8(up(x)).cpu()
+        for cut in ('left', 'right'):
+            part = x[..., a:] if cut == 'left' else x[..., :W - a]
+            out = _levels8(up(part)).cpu()
+            ref = whole[..., a * s:] if cut == 'left' else whole[..., :(W - a) * s]
+            e = (out - ref).abs()                         # (1, 3, H, (a + band) * s) levels
+            if cut == 'right': e = e.flip(-1)             # column 0 = next to the cut
+            e = e.reshape(1, 3, e.shape[-2], a + band, s)
+            worst = torch.maximum(worst, e.amax((0, 1, 2, 4)))
+            diff += (e > 0).sum((0, 1, 2, 4)).float(); count += 3 * e.shape[2] * s
+    for p in range(0, a + 1, m):
+        near = slice(p, min(p + band, a + band))
+        # a pixel near a tile corner is exposed on up to four sides: the four cuts' mismatch rates add up
+        if worst[p:].max() <= max_level and diff[near].sum() <= (1 - min_equal) * count[near].sum() / 4: return p
+    return max(a, rf)
+
 # %% ../nbs/05_models.ipynb #0bf6f08d
 def save_model(model, path, scale:int=None) -> Path:
     "Write `model` (Learner, nn.Module or Upscaler) as a pickle-free `.safetensors` file with its config; atomic."
@@ -318,8 +388,9 @@ def save_model(model, path, scale:int=None) -> Path:
     cfg = getattr(up.model, 'config', None)
     if not cfg: raise SRWorkError(f"{type(up.model).__name__} has no `config` (it is not a registered architecture), "
                                   "so it can't be rebuilt without pickle; register it with register_arch or use learn.export()")
+    rf, pad = up.context()                # measured now (seconds) so that no user of the file probes again
     meta = dict(srwork_version=__version__, model=cfg, scale=up.scale, upsample_input=up.upsample_input,
-                norm_stats=[[m.tolist(), s.tolist()] for m, s in up.norm_stats])
+                norm_stats=[[m.tolist(), s.tolist()] for m, s in up.norm_stats], receptive_field=rf, tile_pad=pad)
     try: header = json.dumps(meta)
     except TypeError as e: raise SRWorkError(f"{cfg.get('arch')}: its config can't be stored in a model file ({e})") from None
     tensors = {k: v.detach().cpu().contiguous() for k, v in up.model.state_dict().items()}

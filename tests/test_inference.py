@@ -12,8 +12,8 @@ from PIL import Image
 
 from srwork.core import SRWorkError, load_image, save_image
 from srwork.edsr import EDSR, MSRResNet, YChannel
-from srwork.models import Upscaler, save_model
-from srwork.inference import export_onnx, load_model, onnx_max_diff, quantize_onnx, receptive_field, upscale, upscale_tensor
+from srwork.models import Upscaler, receptive_field, save_model
+from srwork.inference import export_onnx, load_model, onnx_max_diff, quantize_onnx, upscale, upscale_tensor
 
 torch.manual_seed(0)
 MODELS = {
@@ -215,3 +215,39 @@ def test_cli_never_overwrites_inputs(tmp_path, model):
 def test_cli_missing_model_and_inputs(tmp_path):
     r = _cli('upscale', tmp_path / 'nothing*.png', '-m', tmp_path / 'm.safetensors', '-o', tmp_path / 'o')
     assert r.returncode == 1 and 'no such file, folder or matching files' in r.stderr
+
+
+# ---------------------------------------------------------------- context probes at published sizes
+def test_probes_of_an_x4plus_size_rrdbnet_fit_in_a_few_gb(tmp_path):
+    "Back-propagating through growing probes needed tens of GB on this network; the forward-only probes fit under a 6 GB cap."
+    code = ("import resource, torch; resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)); torch.manual_seed(0)\n"
+            "from srwork.models import create_model, Upscaler, receptive_field, effective_pad; import srwork.esrgan\n"
+            "up = Upscaler.from_any(create_model('esrgan', scale=4)); rf = receptive_field(up); print(rf, effective_pad(up, rf))")
+    r = __import__('subprocess').run([__import__('sys').executable, '-c', code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rf, pad = map(int, r.stdout.split())
+    assert 0 < pad <= rf
+
+
+def test_default_pad_equals_whole_image_after_8_bit_rounding():
+    from srwork.core import quantise
+    from srwork.models import _probe_strip, create_model
+    torch.manual_seed(0)
+    up = Upscaler.from_any(create_model('edsr', scale=2))              # EDSR baseline: receptive field 36 px
+    rf, pad = up.context()
+    assert rf == receptive_field(up) and pad < rf                     # not exact: cheaper
+    x = _probe_strip(300, 300)[..., 40:140, 60:190]
+    whole, tiled = quantise(upscale_tensor(up, x, tile=None)), quantise(upscale_tensor(up, x, tile=32))
+    assert (whole - tiled).abs().max() <= 1 and (whole == tiled).float().mean() >= 0.999
+    assert (quantise(upscale_tensor(up, x, tile=32, tile_pad=max(pad - 6, 0))) - whole).abs().max() > 1   # less is not enough
+
+
+def test_a_saved_model_keeps_its_context_and_never_probes_again(tmp_path, monkeypatch):
+    import srwork.models
+    m = MODELS['edsr_x2']().eval()
+    f = save_model(m, tmp_path/'m.safetensors')
+    up = load_model(f)
+    assert (up._rf, up.tile_pad) == Upscaler.from_any(m).context()
+    def no_probe(*a, **k): raise AssertionError('probed again')
+    monkeypatch.setattr(srwork.models, 'receptive_field', no_probe); monkeypatch.setattr(srwork.models, 'effective_pad', no_probe)
+    assert upscale_tensor(up, torch.rand(1, 3, 40, 40), tile=16).shape == (1, 3, 80, 80)
