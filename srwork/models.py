@@ -343,7 +343,8 @@ def receptive_field(model, size:int=64, max_size:int=1024, height:int=16) -> int
             x = (x if x.shape[-1] == w else x.transpose(-1, -2)).to(dev, dt)
             moved = x.clone(); moved[..., 0] = 1 - moved[..., 0]
             d = (up(moved).float() - up(x).float()).abs().amax((0, 1, 2))       # per output column
-            reach = max(reach, int(torch.nonzero(d > 0).max()) // s)
+            moved_cols = torch.nonzero(d > 0)                                     # none: a constant or broken (NaN) model
+            if len(moved_cols): reach = max(reach, int(moved_cols.max()) // s)
         if reach < w - m: return reach
         if w >= max_size:
             warnings.warn(f"receptive field reaches past {max_size}px: using {reach} (tiles may differ slightly from whole-image results)")
