@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect, json, warnings
 from enum import Enum
 from dataclasses import dataclass, field
-from functools import partial, wraps
+from functools import lru_cache, partial, wraps
 from pathlib import Path
 from typing import Callable
 
@@ -182,7 +182,7 @@ class SRLearner(Learner):
             torch.save(dict(model=get_model(self.model).state_dict(), opt=opt, callbacks=states), tmp, pickle_protocol=pickle_protocol)
         return file
 
-    def load(self, file, device=None, with_opt:bool=True, strict:bool=True, **kwargs):
+    def load(self, file, device=None, with_opt:bool=True, strict:bool=True, weights_only:bool=True):
         from fastai.torch_core import distrib_barrier, get_model
         from fastcore.xtras import join_path_file
         if device is None and hasattr(self.dls, 'device'): device = self.dls.device
@@ -190,11 +190,13 @@ class SRLearner(Learner):
         if self.opt is None: self.create_opt()
         path = join_path_file(file, self.path/self.model_dir, ext='.pth')
         distrib_barrier()
-        state = _load_weights_only(path, device)
-        if not (isinstance(state, dict) and 'callbacks' in state): return super().load(file, device=device, with_opt=with_opt, strict=strict, **kwargs)
-        get_model(self.model).load_state_dict(state['model'], strict=strict)
-        if with_opt and state.get('opt') is not None: self.opt.load_state_dict(state['opt'])
-        load_callback_states(self, state['callbacks'])
+        # read once: fastai's format or ours (with 'callbacks'); weights_only=False unpickles anything, as fastai's flag does
+        state = _load_weights_only(path, device) if weights_only else torch.load(path, map_location=device, weights_only=False)
+        callbacks = state.pop('callbacks', None) if isinstance(state, dict) else None
+        has_opt = set(state) == {'model', 'opt'}                  # fastai's rule: else the file is a bare state dict
+        get_model(self.model).load_state_dict(state['model'] if has_opt else state, strict=strict)
+        if with_opt and has_opt and state['opt'] is not None: self.opt.load_state_dict(state['opt'])
+        if callbacks: load_callback_states(self, callbacks)
         return self
 
 # %% ../nbs/05_models.ipynb #7b6a1f47
@@ -320,10 +322,14 @@ class Upscaler(nn.Module):
         return up
 
 # %% ../nbs/05_models.ipynb #dd53e368
+@lru_cache(maxsize=1)
+def _probe_photo() -> torch.Tensor:
+    import skimage
+    return load_image(Path(skimage.__file__).parent/'data'/'astronaut.png')[None].as_subclass(torch.Tensor)
+
 def _probe_strip(h:int, w:int) -> torch.Tensor:
     "(1, 3, h, w) natural content for probes: scikit-image's astronaut photo, mirrored out to any size (deterministic)."
-    import skimage
-    x = load_image(Path(skimage.__file__).parent/'data'/'astronaut.png')[None].as_subclass(torch.Tensor)
+    x = _probe_photo()
     while x.shape[-2] < h: x = torch.cat([x, x.flip(-2)], -2)
     while x.shape[-1] < w: x = torch.cat([x, x.flip(-1)], -1)
     return x[..., :h, :w].contiguous()
@@ -351,8 +357,6 @@ def receptive_field(model, size:int=64, max_size:int=1024, height:int=16) -> int
             return reach
         size = w * 2
 
-def _levels8(y:torch.Tensor) -> torch.Tensor: return quantise(y.float())       # 0 .. 255
-
 @torch.no_grad()
 def effective_pad(model, rf:int=None, height:int=48, band:int=32, max_level:int=1, min_equal:float=0.999) -> int:
     "Smallest tile pad at which tiles equal the whole image after 8-bit rounding: no pixel more than `max_level` off, and at least `min_equal` of the pixels within `band` of the pad identical (both axes, both sides of a cut)."
@@ -364,10 +368,10 @@ def effective_pad(model, rf:int=None, height:int=48, band:int=32, max_level:int=
     worst, diff, count = torch.zeros(a + band), torch.zeros(a + band), torch.zeros(a + band)
     for x in (_probe_strip(h, W), _probe_strip(W, h).transpose(-1, -2).contiguous()):
         x = x.to(dev, dt)
-        whole = _levels8(up(x)).cpu()
+        whole = quantise(up(x).float()).cpu()                 # 8-bit levels
         for cut in ('left', 'right'):
             part = x[..., a:] if cut == 'left' else x[..., :W - a]
-            out = _levels8(up(part)).cpu()
+            out = quantise(up(part).float()).cpu()
             ref = whole[..., a * s:] if cut == 'left' else whole[..., :(W - a) * s]
             e = (out - ref).abs()                         # (1, 3, H, (a + band) * s) levels
             if cut == 'right': e = e.flip(-1)             # column 0 = next to the cut
