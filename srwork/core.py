@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #edc59cbe
 from __future__ import annotations
-import errno, io, math, os, random, re, shutil, socket, tempfile, warnings
+import atexit, errno, io, math, multiprocessing.util, os, random, re, shutil, socket, tempfile, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +19,8 @@ from fastai.torch_core import TensorImage
 
 # %% auto #0
 __all__ = ['YCBCR_MATRIX', 'YCBCR_OFFSET', 'DEFAULT_MAX_PIXELS', 'SAMPLE_IMAGES', 'SRWorkError', 'ScaleError', 'ImageReadError',
-           'ImageNotFoundError', 'check_number', 'data_path', 'set_seed', 'Registry', 'round_half_up', 'quantise',
-           'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'rgb_to_y', 'ImageMeta', 'max_image_pixels',
+           'ImageNotFoundError', 'check_number', 'data_path', 'scratch_dir', 'set_seed', 'Registry', 'round_half_up',
+           'quantise', 'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'rgb_to_y', 'ImageMeta', 'max_image_pixels',
            'png_missing_bytes', 'load_image', 'ImageValueError', 'WriteError', 'temp_sibling', 'atomic_write_bytes',
            'clean_stale_temps', 'save_image', 'torchvision_weights', 'sample_images']
 
@@ -61,6 +61,25 @@ def data_path(*parts, create:bool=False) -> Path:
     p = Path(root).expanduser().absolute().joinpath(*parts)
     if create: p.mkdir(parents=True, exist_ok=True)
     return p
+
+# %% ../nbs/00_core.ipynb #fe135680
+_scratch = {'pid': None, 'dirs': []}
+
+def _remove_scratch(pid, dirs, getpid=os.getpid, rmtree=shutil.rmtree):
+    "Delete `dirs` if this is process `pid`: a forked child inherits the list, not the folders."
+    if getpid() != pid: return                        # (defaults, not globals: module globals may be gone at exit)
+    while dirs: rmtree(dirs.pop(), ignore_errors=True)
+
+def scratch_dir(prefix:str='srwork-') -> Path:
+    "A new empty temporary folder, deleted with its contents when this process exits."
+    pid = os.getpid()
+    if _scratch['pid'] != pid:
+        _scratch.update(pid=pid, dirs=[])
+        atexit.register(_remove_scratch, pid, _scratch['dirs'])
+        multiprocessing.util.Finalize(None, _remove_scratch, args=(pid, _scratch['dirs']), exitpriority=0)
+    d = tempfile.mkdtemp(prefix=prefix)
+    _scratch['dirs'].append(d)
+    return Path(d)
 
 # %% ../nbs/00_core.ipynb #7777ff95
 def set_seed(seed:int, reproducible:bool=False):
