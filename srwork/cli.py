@@ -13,7 +13,7 @@ from . import __version__
 from .core import SRWorkError, Registry
 
 # %% auto #0
-__all__ = ['COMMANDS', 'Command', 'add_flags', 'build_parser', 'main']
+__all__ = ['COMMANDS', 'Command', 'int_or_exact', 'add_flags', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #9f54fded
 @dataclass
@@ -25,6 +25,9 @@ class Command:
     skip: tuple = ()                             # parameters that get no flag
     exit_code: Callable = lambda result: 0       # the process's exit code from the function's result
     interrupted: Callable = lambda args: 'interrupted'   # the message after Ctrl-C
+    extra: tuple = ()                            # (option strings, add_argument keywords) of flags that are no parameter
+    prepare: Callable = lambda kwargs: kwargs    # parsed flags -> the function's keyword arguments (for `extra` flags)
+    epilog: str = ''                             # text after the flags in --help
 
     def function(self) -> Callable:
         mod, name = self.func.rsplit('.', 1)
@@ -52,10 +55,39 @@ COMMANDS.register('bench', Command('srwork.benchmark.bench',
      'models': dict(names=['--model'], action='append', help='a model file (.safetensors or .pkl); repeat for several'),
      'y_channel': dict(names=['--rgb'], help='measure on RGB instead of the Y channel'),
      'bicubic': dict(names=['--no-bicubic'], help='leave out the bicubic baseline')}))
+def int_or_exact(v:str):
+    "A `--tile-pad` value: a whole number of pixels, or 'exact' (the full receptive field)."
+    return v if v == 'exact' else int(v)
+
+def _upscale_kwargs(kw:dict) -> dict:
+    "Real-ESRGAN's -i and -g folded into srwork's inputs and --device."
+    kw['inputs'] = list(kw.get('inputs') or []) + list(kw.pop('input_flag', None) or [])
+    if not kw['inputs']: raise SRWorkError("no input images: give files, folders or globs (or -i INPUT)")
+    gpu = kw.pop('gpu_id', None)
+    if gpu is not None:
+        if kw.get('device') is not None: raise SRWorkError("give --device or -g/--gpu-id, not both")
+        kw['device'] = f"cuda:{gpu}"
+    return kw
+
+_REAL_ESRGAN = """Coming from Real-ESRGAN's inference_realesrgan.py: -i, -o, -s/--outscale, -t/--tile, --tile_pad,
+--fp32, --ext, --suffix and -g/--gpu-id work as there. What differs:
+  -m takes a model file (.safetensors, a published .pth, or a trusted .pkl), not a model name.
+  fp32 is the default (exact); --half uses fp16 on GPU, with a retry in fp32 if a tile comes out NaN or black.
+  --suffix is empty by default (Real-ESRGAN: out); outputs never replace files unless --overwrite.
+  The default tile is not 'no tiling' but the largest that fits --max-memory, and the context around
+  tiles is measured for the model (or exact), not a fixed 10 px: tiles leave no seams.
+  There is no --pre_pad (not needed: borders are handled as in whole-image inference) or --face_enhance."""
+
 COMMANDS.register('upscale', Command('srwork.inference.upscale_files',
     "Upscale images (files, folders, globs) with a model file; inputs are never overwritten.",
-    {'inputs': dict(positional=True), 'model': dict(names=['-m', '--model']), 'out': dict(names=['-o', '--out'])},
-    skip=('quiet',), exit_code=lambda res: 1 if res['failed'] else 0))
+    {'inputs': dict(positional=True, nargs='*'), 'model': dict(names=['-m', '--model']), 'out': dict(names=['-o', '--out']),
+     'tile': dict(names=['-t', '--tile']), 'tile_pad': dict(names=['--tile-pad', '--tile_pad'], type=int_or_exact),
+     'outscale': dict(names=['-s', '--outscale'])},
+    skip=('quiet',), exit_code=lambda res: 1 if res['failed'] else 0,
+    extra=((['-i', '--input'], dict(dest='input_flag', action='append', help='an input file, folder or glob (as Real-ESRGAN); repeatable')),
+           (['--fp32'], dict(dest='half', action='store_false', default=False, help='full precision (the default here)')),
+           (['-g', '--gpu-id'], dict(dest='gpu_id', type=int, help='GPU number: the same as --device cuda:N'))),
+    prepare=_upscale_kwargs, epilog=_REAL_ESRGAN))
 COMMANDS.register('train', Command('srwork.benchmark.train_and_evaluate',
     "Train a learner (unet, edsr, srresnet, esrgan, srgan) on a folder of HR images; checkpoints, resume, exports.",
     {'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},
@@ -65,7 +97,7 @@ COMMANDS.register('train', Command('srwork.benchmark.train_and_evaluate',
 _TYPES = {'int': int, 'float': float, 'str': str}
 
 def _help(doc:str|None, default) -> str:
-    doc = doc or ''
+    doc = (doc or '').replace('%', '%%')          # argparse %-formats help texts
     if default is None or isinstance(default, bool) or 'default' in doc: return doc
     shown = ' '.join(map(str, default)) if isinstance(default, (list, tuple)) else default
     return f"{doc} (default: {shown})".strip()
@@ -101,6 +133,7 @@ def add_flags(parser, cmd:Command) -> Callable:
     for name, p in inspect.signature(f).parameters.items():
         if name in cmd.skip or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL): continue
         _add_flag(parser, name, p, docs.get(name), cmd.flags.get(name, {}))
+    for names, kw in cmd.extra: parser.add_argument(*names, **kw)
     return f
 
 # %% ../nbs/90_cli.ipynb #ac54a621
@@ -110,7 +143,8 @@ def build_parser(command:str=None) -> argparse.ArgumentParser:
     p.add_argument('--version', action='version', version=f'srwork {__version__}')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
     for name, cmd in COMMANDS.items():
-        sp = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        sp = sub.add_parser(name, help=cmd.help, description=cmd.help, epilog=cmd.epilog or None,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == command: sp.set_defaults(_func=add_flags(sp, cmd))
     return p
 
@@ -130,7 +164,7 @@ def main(argv=None) -> int:
     try:
         from srwork.models import load_plugins
         load_plugins()
-        return cmd.exit_code(func(**kwargs))
+        return cmd.exit_code(func(**cmd.prepare(kwargs)))
     except SRWorkError as e:
         print(f"srwork: error: {e}", file=sys.stderr)
         return 1

@@ -412,30 +412,37 @@ def _format_for(path:Path) -> str:
     return fmt
 
 # %% ../nbs/00_core.ipynb #20d7ed39
-def _encode(t:torch.Tensor, alpha:torch.Tensor|None, meta:ImageMeta, fmt:str, path:Path, **kw) -> bytes:
-    "Encode a (3 or 1, H, W) image plus alpha as `fmt` bytes in the mode and bit depth `meta` describes."
-    bits, grey = meta.bits, meta.grey or t.shape[0] == 1
-    if alpha is not None and fmt in _NO_ALPHA:
+def _target_bits(meta:ImageMeta, fmt:str, path:Path, has_alpha:bool) -> int:
+    "The bit depth a file of format `fmt` gets for an image described by `meta` (16 only where the format stores it)."
+    if has_alpha and fmt in _NO_ALPHA:
         raise SRWorkError(f"{path}: {fmt} cannot store an alpha channel; save as .png, .webp or .tif")
-    if bits == 16 and fmt not in _16BIT_OK:
+    if meta.bits == 16 and fmt not in _16BIT_OK:
         warnings.warn(f"{path}: {fmt} cannot store 16 bits per channel; writing 8 bits (use .png or .tif to keep 16)")
-        bits = 8
-    chans = luma(t) if grey and t.shape[0] == 3 else t
+        return 8
+    return 16 if meta.bits == 16 else 8
+
+def _levels_hwc(t:torch.Tensor, alpha:torch.Tensor|None, meta:ImageMeta, bits:int) -> np.ndarray:
+    "(H, W, C) integer levels of a (3 or 1, H, W) float image plus alpha, grey as `meta` says."
+    chans = luma(t) if meta.grey and t.shape[0] == 3 else t
     if alpha is not None: chans = torch.cat([chans, alpha])
-    a = to_uint(chans.permute(1, 2, 0), 16 if bits == 16 else 8)
-    if bits == 16 and not (grey and alpha is None):
+    return to_uint(chans.permute(1, 2, 0), bits)
+
+def _encode(a:np.ndarray, meta:ImageMeta, fmt:str, **kw) -> bytes:
+    "Encode (H, W, C) uint8/uint16 levels (C: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) as `fmt` bytes in the mode `meta` describes."
+    bits, alpha, grey = (16 if a.dtype == np.uint16 else 8), a.shape[2] in (2, 4), a.shape[2] in (1, 2)
+    if bits == 16 and not (grey and not alpha):
         import cv2
         a = a[..., [2, 1, 0, 3][:a.shape[2]] if a.shape[2] >= 3 else slice(None)]
         if a.shape[2] == 2: a = np.concatenate([a[..., :1]] * 3 + [a[..., 1:]], axis=2)   # grey+alpha -> BGRA
         ok, buf = cv2.imencode('.png' if fmt == 'PNG' else '.tif', a)
-        if not ok: raise SRWorkError(f"{path}: OpenCV could not encode a 16-bit {fmt}")
+        if not ok: raise SRWorkError(f"OpenCV could not encode a 16-bit {fmt}")
         return buf.tobytes()
     if bits == 16: im = Image.fromarray(np.ascontiguousarray(a[..., 0]))   # uint16 -> mode 'I;16'
     else:
         mode = {1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}[a.shape[2]]
         im = Image.fromarray(a if a.shape[2] > 1 else a[..., 0], mode)
-        if meta.mode == '1' and alpha is None: im = im.convert('1', dither=Image.Dither.NONE)
-        elif meta.mode == 'P' and alpha is None and meta.palette is not None:
+        if meta.mode == '1' and not alpha: im = im.convert('1', dither=Image.Dither.NONE)
+        elif meta.mode == 'P' and not alpha and meta.palette is not None:
             im = im.quantize(palette=meta.palette, dither=Image.Dither.NONE)
         elif meta.mode == 'CMYK' and fmt in ('JPEG', 'TIFF'): im = im.convert('CMYK')
     if meta.icc_profile and fmt in ('PNG', 'JPEG', 'TIFF', 'WEBP'): kw.setdefault('icc_profile', meta.icc_profile)
@@ -505,18 +512,26 @@ def save_image(img, path, like=None, alpha=None, overwrite_source:bool=False, **
     path = Path(path)
     meta = like.meta if hasattr(like, 'meta') else like
     if meta is None: meta = getattr(img, 'meta', None)
-    t = _as_chw(img)
+    a = img[..., None] if isinstance(img, np.ndarray) and img.ndim == 2 else img
+    levels = (isinstance(a, np.ndarray) and a.dtype in (np.uint8, np.uint16) and a.ndim == 3 and a.shape[2] in (1, 2, 3, 4)
+              and alpha is None)                                   # integer levels: written as they are, when they fit
+    t = None if levels else _as_chw(img)
+    chans = a.shape[2] if levels else t.shape[0]
     if meta is None:
-        meta = ImageMeta(mode={1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}[t.shape[0]],
-                         bits=16 if isinstance(img, np.ndarray) and img.dtype == np.uint16 else 8,
-                         grey=t.shape[0] in (1, 2))
+        meta = ImageMeta(mode={1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}[chans],
+                         bits=16 if isinstance(img, np.ndarray) and img.dtype == np.uint16 else 8, grey=chans in (1, 2))
+    if not overwrite_source and meta.path is not None and path.exists() and path.resolve() == Path(meta.path).resolve():
+        raise SRWorkError(f"{path}: refusing to overwrite the image it was read from (pass overwrite_source=True)")
+    fmt = _format_for(path)
+    has_alpha = chans in (2, 4) or alpha is not None or meta.alpha is not None
+    bits = _target_bits(meta, fmt, path, has_alpha)
+    if levels and bits == (16 if a.dtype == np.uint16 else 8) and (chans in (2, 4)) == has_alpha and not (meta.grey and chans >= 3):
+        return atomic_write_bytes(path, _encode(a, meta, fmt, **save_kwargs))   # no float copy of a big result
+    if t is None: t = _as_chw(img)
     if t.shape[0] in (2, 4): t, alpha = t[:-1], (t[-1:] if alpha is None else alpha)
     if alpha is None and meta.alpha is not None: alpha = meta.alpha
     if alpha is not None: alpha = _resize_alpha(_as_chw(alpha)[:1], t.shape[-2:])
-    if not overwrite_source and meta.path is not None and path.exists() and path.resolve() == Path(meta.path).resolve():
-        raise SRWorkError(f"{path}: refusing to overwrite the image it was read from (pass overwrite_source=True)")
-    data = _encode(t, alpha, meta, _format_for(path), path, **save_kwargs)
-    return atomic_write_bytes(path, data)
+    return atomic_write_bytes(path, _encode(_levels_hwc(t, alpha, meta, bits), meta, fmt, **save_kwargs))
 
 # %% ../nbs/00_core.ipynb #e9b56cfa
 def torchvision_weights(arch, purpose:str='') -> dict:

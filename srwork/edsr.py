@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_edsr.ipynb #2e13da0a
 from __future__ import annotations
-import inspect, math
+import inspect, math, re
 from pathlib import Path
 
 import torch
@@ -14,11 +14,11 @@ from fastcore.meta import delegates
 from fastai.learner import Learner
 
 from .core import SRWorkError, rgb_to_ycbcr, ycbcr_to_rgb, YCBCR_MATRIX
-from .models import register_arch, create_model, sr_learner, scaled_kaiming_, init_from, load_pretrained
+from .models import register_arch, create_model, sr_learner, scaled_kaiming_, init_from, load_pretrained, count_blocks
 
 # %% auto #0
-__all__ = ['ResidualBlockNoBN', 'Upsample', 'EDSR', 'edsr', 'MSRResNet', 'edsr_official_to_basicsr', 'edsr_learner',
-           'srresnet_learner', 'YChannel', 'YL1Loss']
+__all__ = ['ResidualBlockNoBN', 'Upsample', 'EDSR', 'edsr', 'MSRResNet', 'edsr_official_to_basicsr', 'edsr_config',
+           'msrresnet_config', 'edsr_learner', 'srresnet_learner', 'YChannel', 'YL1Loss']
 
 # %% ../nbs/06_edsr.ipynb #6c7b80d9
 class ResidualBlockNoBN(nn.Module):
@@ -130,6 +130,25 @@ def edsr_official_to_basicsr(sd:dict) -> dict:
 
 from .models import ARCHS
 ARCHS['edsr'].convert_keys = edsr_official_to_basicsr
+
+# %% ../nbs/06_edsr.ipynb #63555a5a
+def edsr_config(sd:dict) -> dict|None:
+    "`EDSR` arguments that fit a BasicSR-named state dict, or None if it is not an EDSR's."
+    if not {'conv_first.weight', 'body.0.conv1.weight', 'conv_after_body.weight', 'upsample.0.weight', 'conv_last.weight'} <= set(sd): return None
+    nf, cin = sd['conv_first.weight'].shape[:2]
+    n_up = sum(1 for k in sd if re.fullmatch(r'upsample\.\d+\.weight', k))
+    scale = 3 if sd['upsample.0.weight'].shape[0] == 9 * nf else 2 ** n_up
+    return dict(num_in_ch=cin, num_out_ch=sd['conv_last.weight'].shape[0], num_feat=nf, num_block=count_blocks(sd),
+                scale=scale, res_scale=0.1 if nf == 256 else 1.)
+
+def msrresnet_config(sd:dict) -> dict|None:
+    "`MSRResNet` arguments that fit a BasicSR-named state dict, or None if it is not an MSRResNet's."
+    if not {'conv_first.weight', 'body.0.conv1.weight', 'upconv1.weight', 'conv_hr.weight', 'conv_last.weight'} <= set(sd): return None
+    nf, cin = sd['conv_first.weight'].shape[:2]
+    scale = 4 if 'upconv2.weight' in sd else 3 if sd['upconv1.weight'].shape[0] == 9 * nf else 2
+    return dict(num_in_ch=cin, num_out_ch=sd['conv_last.weight'].shape[0], num_feat=nf, num_block=count_blocks(sd), scale=scale)
+
+ARCHS['edsr'].infer_config, ARCHS['srresnet'].infer_config = edsr_config, msrresnet_config
 
 # %% ../nbs/06_edsr.ipynb #71639d77
 @delegates(sr_learner, but=['metrics', 'loss_func'])

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_esrgan.ipynb #cb9c8e1a
 from __future__ import annotations
-import copy, math
+import copy, math, re
 from pathlib import Path
 
 import torch
@@ -23,12 +23,13 @@ from .core import SRWorkError, Registry
 from .data import check_sr_dls
 from .metrics import PSNR, SSIM
 from .losses import PerceptualLoss, AdversarialLoss
-from .models import ARCHS, register_arch, scaled_kaiming_, load_pretrained, sr_learner, n_params, SRLearner
+from .models import ARCHS, register_arch, scaled_kaiming_, load_pretrained, sr_learner, n_params, SRLearner, count_blocks
 
 # %% auto #0
 __all__ = ['DISCRIMINATORS', 'ResidualDenseBlock', 'RRDB', 'esrgan_official_to_basicsr', 'RRDBNet', 'VGGStyleDiscriminator',
            'UNetDiscriminatorSN', 'SRGANGenerator', 'SRGANDiscriminator', 'GeneratorLoss', 'AdversarialTrainer',
-           'GeneratorEMA', 'gan_learner', 'esrgan_learner', 'srgan_learner', 'interpolate', 'plot_gan']
+           'GeneratorEMA', 'gan_learner', 'esrgan_learner', 'srgan_learner', 'rrdbnet_config', 'srgan_config',
+           'interpolate', 'plot_gan']
 
 # %% ../nbs/07_esrgan.ipynb #6cba4f2e
 class ResidualDenseBlock(nn.Module):
@@ -389,6 +390,28 @@ def srgan_learner(dls, scale:int=4, phase:str='gan', generator=None, num_feat:in
 def _esrgan_phase(dls, model, scale, phase, pretrained, **kw): return esrgan_learner(dls, scale, phase, model=model, pretrained=pretrained, **kw)
 def _srgan_phase(dls, model, scale, phase, pretrained, **kw): return srgan_learner(dls, scale, phase, model=model, pretrained=pretrained, **kw)
 ARCHS['esrgan'].learner, ARCHS['srgan'].learner = _esrgan_phase, _srgan_phase
+
+# %% ../nbs/07_esrgan.ipynb #43646f52
+def rrdbnet_config(sd:dict) -> dict|None:
+    "`RRDBNet` arguments that fit a BasicSR-named state dict, or None if it is not an RRDBNet's."
+    need = {'conv_first.weight', 'body.0.rdb1.conv1.weight', 'conv_body.weight', 'conv_up1.weight', 'conv_up2.weight', 'conv_hr.weight', 'conv_last.weight'}
+    if not need <= set(sd): return None
+    nf, cin = sd['conv_first.weight'].shape[:2]
+    cout = sd['conv_last.weight'].shape[0]
+    scale = {1: 4, 4: 2, 16: 1}.get(cin // cout if cin % cout == 0 else 0)
+    if scale is None: return None
+    return dict(num_in_ch=cout, num_out_ch=cout, scale=scale, num_feat=nf, num_block=count_blocks(sd),
+                num_grow_ch=sd['body.0.rdb1.conv1.weight'].shape[0])
+
+def srgan_config(sd:dict) -> dict|None:
+    "`SRGANGenerator` arguments that fit its state dict, or None if it is not one."
+    if not {'conv_first.0.weight', 'body.0.conv1.weight', 'conv_body.0.weight', 'upsample.0.weight', 'conv_last.weight'} <= set(sd): return None
+    nf, cin = sd['conv_first.0.weight'].shape[:2]
+    n_up = sum(1 for k, v in sd.items() if re.fullmatch(r'upsample\.\d+\.weight', k) and v.ndim == 4)
+    return dict(num_in_ch=cin, num_out_ch=sd['conv_last.weight'].shape[0], num_feat=nf, num_block=count_blocks(sd),
+                scale=2 ** n_up, bn='body.0.bn1.weight' in sd)
+
+ARCHS['esrgan'].infer_config, ARCHS['srgan'].infer_config = rrdbnet_config, srgan_config
 
 # %% ../nbs/07_esrgan.ipynb #9d7545a6
 def _module(m):

@@ -4,7 +4,8 @@
 
 # %% ../nbs/10_inference.ipynb #9fc682d3
 from __future__ import annotations
-import glob, json, math, sys, time, warnings
+import glob, json, math, os, re, sys, time, warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,14 @@ from PIL import Image
 from .core import SRWorkError, check_number, clean_stale_temps, ImageMeta, load_image, save_image, luma, quantise, to_uint, _as_chw
 from .crappify import imresize
 from .data import image_files
-from .models import Upscaler, build_model, pad_to_multiple, receptive_field, effective_pad
+from .models import ARCHS, Upscaler, build_model, convert_keys, pad_to_multiple, read_state_dict, receptive_field, effective_pad, _round_up
 from . import edsr, esrgan, unet       # the built-in architectures register themselves on import
 
 # %% auto #0
-__all__ = ['as_model', 'tile_windows', 'upscale_tensor', 'resolve_device', 'upscale', 'model_from_config', 'load_model',
-           'export_onnx', 'onnx_session', 'onnx_max_diff', 'quantize_onnx', 'onnx_upscaler', 'upscale_files']
+__all__ = ['MEMORY_SAFETY', 'WEIGHT_SUFFIXES', 'as_model', 'tile_windows', 'parse_memory', 'memory_budget', 'TilePlan',
+           'plan_tiles', 'upscale_tensor', 'resolve_device', 'upscale', 'upscale_file', 'model_from_config',
+           'load_model', 'load_weights', 'export_onnx', 'onnx_session', 'onnx_max_diff', 'quantize_onnx',
+           'onnx_upscaler', 'upscale_files']
 
 # %% ../nbs/10_inference.ipynb #e71c2040
 def as_model(obj, scale:int=None, trust:bool=False) -> Upscaler:
@@ -45,6 +48,89 @@ def tile_windows(n:int, tile:int, pad:int, align:int=1) -> list[tuple]:
         out.append((c0, c1, s, s + w))
     return out
 
+# %% ../nbs/10_inference.ipynb #7a1cb214
+_UNITS = {'': 1, 'k': 2**10, 'm': 2**20, 'g': 2**30, 't': 2**40}
+
+def parse_memory(value, name:str='max_memory') -> int:
+    "Bytes from a number or a size such as '2G', '500M', '1.5GiB' (units of 1024); `name` is the flag in the error."
+    m = re.fullmatch(r'\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b)?\s*', str(value), re.I)
+    n = float(m[1]) * _UNITS[m[2].lower()] if m else 0
+    if not m or n < 1: raise SRWorkError(f"{name} {value!r}: not a memory size (e.g. 2G, 500M, or a number of bytes)")
+    return int(n)
+
+def _available_ram() -> int:
+    try:
+        for line in open('/proc/meminfo'):
+            if line.startswith('MemAvailable:'): return int(line.split()[1]) * 1024
+    except OSError: pass
+    try: return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError): return 4 * 2**30
+
+def memory_budget(device=None, max_memory=None) -> int:
+    "Bytes one pass of tiles may use: `max_memory` if given, else 80 % of a GPU's free memory, or on CPU a quarter of the available RAM up to 1 GiB."
+    if max_memory is not None: return parse_memory(max_memory)
+    device = torch.device(device or 'cpu')
+    if device.type == 'cuda': return int(0.8 * torch.cuda.mem_get_info(device)[0])
+    return int(min(2**30, _available_ram() / 4))
+
+def _size(n) -> str: return f"{n / 2**30:.2f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+# %% ../nbs/10_inference.ipynb #521479a7
+MEMORY_SAFETY = {'cpu': 1.5, 'cuda': 1.3}   # measured peak / counted tensor bytes, rounded up (see `forward_memory`)
+
+@dataclass
+class TilePlan:
+    "How an image is cut: each tile's core (rows, cols), its context `pad`, tiles per pass, and the memory of one pass."
+    tile: tuple                 # what `tile_windows` is given, per axis
+    pad: int
+    batch_size: int
+    n_tiles: int
+    window: tuple
+    bytes: float
+    budget: float|None = None
+    core: tuple = ()            # the cores' size (rows, cols)
+
+    def __str__(self):
+        of = f" of {_size(self.budget)}" if self.budget else ''
+        if self.n_tiles == 1: return f"whole image in one pass (~{_size(self.bytes)}{of})"
+        return (f"{self.n_tiles} tiles of {self.core[1]}x{self.core[0]} + {self.pad} px context, {self.batch_size} per pass "
+                f"(~{_size(self.bytes)}{of})")
+
+def _axis(n:int, tile:int, pad:int, m:int) -> tuple[int, int, int, int]:
+    "(windows, window length, `tile`, core length) of `tile_windows(n, tile, pad, m)`, without listing them."
+    p = _round_up(pad, m)
+    core = _round_up(math.ceil(n / (1 if tile + 2 * p >= n else math.ceil(n / tile))), m)
+    return math.ceil(n / core), min(n, core + 2 * p), tile, core
+
+def plan_tiles(up:Upscaler, H:int, W:int, tile:int|None=None, tile_pad=None, batch_size:int|None=None, max_memory=None) -> TilePlan:
+    "Tiles for an H x W input: `tile` 0 = whole image, a number = that tile, None = the cheapest tiling whose pass fits the memory budget."
+    m = up.multiple
+    H, W = _round_up(H, m), _round_up(W, m)
+    per_px, fixed = up.memory()
+    safety = MEMORY_SAFETY.get(up.device.type, 1.5)
+    need = lambda area, b=1: safety * (fixed + per_px * area * b)
+    budget = memory_budget(up.device, max_memory) if tile is None or batch_size is None else None
+    whole = TilePlan((H, W), 0, 1, 1, (H, W), need(H * W), budget, (H, W))
+    if tile == 0 or (tile is not None and tile >= max(H, W)) or (tile is None and need(H * W) <= budget): return whole
+    pad = up.context()[0] if tile_pad == 'exact' else up.context()[1] if tile_pad is None else int(tile_pad)
+    if tile is not None: cuts = [(_axis(H, int(tile), pad, m), _axis(W, int(tile), pad, m))]
+    else:
+        cuts, p = [], _round_up(pad, m)
+        area = (budget / safety - fixed) / (per_px * (batch_size or 1))    # window pixels a pass may hold
+        for ky in range(1, H // m + 1):
+            rows = _axis(H, _round_up(math.ceil(H / ky), m), pad, m)
+            if rows[0] < ky: continue                            # the same cut as a smaller ky
+            room = area // rows[1] - 2 * p                       # the widest core a window of this height allows
+            if room >= m: cuts.append((rows, _axis(W, min(W, int(room) // m * m), pad, m)))
+            if rows[1] < max(2 * p, 16): break                   # thinner tiles: context would outweigh them
+        if not cuts:
+            raise SRWorkError(f"a memory budget of {_size(budget)} is too small for this model: a tile of {m}x{m} px with "
+                              f"{pad} px context needs about {_size(need((m + 2 * p) ** 2))}; raise --max-memory (max_memory)")
+    (ny, wy, ty, cy), (nx, wx, tx, cx) = min(cuts, key=lambda c: (c[0][0] * c[1][0] * c[0][1] * c[1][1], c[0][0] * c[1][0]))
+    n = ny * nx
+    if batch_size is None: batch_size = int(max(1, min(n, (budget / safety - fixed) // (per_px * wy * wx))))
+    return TilePlan((ty, tx), pad, int(batch_size), n, (wy, wx), need(wy * wx, batch_size), budget, (cy, cx))
+
 # %% ../nbs/10_inference.ipynb #93dc3458
 def _forward(up:Upscaler, xb:torch.Tensor, dtype) -> torch.Tensor:
     "Run a batch; in fp16/bf16, fall back to fp32 (with a warning) if the result is not finite or comes out black."
@@ -67,41 +153,60 @@ def _feather(n:int, lo_border:bool, hi_border:bool, margin:int) -> torch.Tensor:
     return w
 
 # %% ../nbs/10_inference.ipynb #fb78c67a
+_NAN = "the model's output holds NaN or infinite values: its weights or normalisation statistics are broken"
+_FLAT = "the model's output is flat (one value per channel) for an image that is not: its weights or normalisation statistics are broken"
+
 @torch.no_grad()
-def upscale_tensor(up:Upscaler, x:torch.Tensor, tile:int|None=256, tile_pad:int|None=None, batch_size:int=4,
-                   dtype=None, blend:str='crop', progress:bool=False, out_dtype=torch.float32) -> torch.Tensor:
-    "Upscale a (1, 3, H, W) CPU tensor in [0, 1] tile by tile; only `batch_size` windows at a time go to the device."
+def upscale_tensor(up:Upscaler, x:torch.Tensor, tile:int|None=None, tile_pad:int|None=None, batch_size:int|None=None,
+                   dtype=None, blend:str='crop', progress:bool=False, out_dtype=torch.float32, max_memory=None,
+                   grey:bool=False, canvas:np.ndarray|None=None, plan:TilePlan|None=None):
+    "Upscale a (1, 3, H, W) CPU tensor in [0, 1] tile by tile (see `plan_tiles`): a float tensor out, or with `out_dtype` np.uint8/np.uint16 integer levels written tile by tile into an (H·s, W·s, C) numpy `canvas`."
     if blend not in ('crop', 'feather'): raise ValueError("blend must be 'crop' or 'feather'")
     s, (H0, W0) = up.scale, x.shape[-2:]
+    flat_input = float(x.amax() - x.amin()) <= 1e-3
     x = pad_to_multiple(x, up.multiple)       # windows then start on the model's grid, as in whole-image inference
     H, W = x.shape[-2:]
-    tile = max(H, W) if not tile else int(tile)
-    if tile >= max(H, W): tile_pad = 0                     # one window: the whole image, no context needed
-    elif tile_pad is None: tile_pad = up.context()[1]      # measured once per model, or read from its file
-    elif tile_pad == 'exact': tile_pad = up.context()[0]
-    wy, wx = tile_windows(H, tile, tile_pad, up.multiple), tile_windows(W, tile, tile_pad, up.multiple)
+    plan = plan or plan_tiles(up, H, W, tile, tile_pad, batch_size, max_memory)
+    wy, wx = tile_windows(H, plan.tile[0], plan.pad, up.multiple), tile_windows(W, plan.tile[1], plan.pad, up.multiple)
     wins = [(a, b) for a in wy for b in wx]
-    feather = blend == 'feather' and len(wins) > 1
-    out = torch.zeros(1, 3, H * s, W * s, dtype=torch.float32 if feather else out_dtype)
+    feather, C = blend == 'feather' and len(wins) > 1, 1 if grey else 3
+    levels = out_dtype in (np.uint8, np.uint16)
+    bits = 16 if out_dtype == np.uint16 else 8
+    if levels and canvas is None: canvas = np.empty((H0 * s, W0 * s, C), out_dtype)
+    out = torch.zeros(1, C, H * s, W * s, dtype=torch.float32 if feather or levels else out_dtype) if feather or not levels else None
     wsum = torch.zeros(1, 1, H * s, W * s) if feather else None
-    batches = [wins[i:i + batch_size] for i in range(0, len(wins), batch_size)]
+    lo, hi = torch.full((C,), math.inf), torch.full((C,), -math.inf)
+    batches = [wins[i:i + plan.batch_size] for i in range(0, len(wins), plan.batch_size)]
     if progress:
         from fastprogress.fastprogress import progress_bar
         batches = progress_bar(batches, leave=False)
     for batch in batches:
         xb = torch.cat([x[..., y0:y1, x0:x1] for (_, _, y0, y1), (_, _, x0, x1) in batch]).to(up.device)
-        yb = _forward(up, xb, dtype).clamp(0, 1).cpu()
+        yb = _forward(up, xb, dtype)
+        if not torch.isfinite(yb).all(): raise SRWorkError(_NAN)
+        yb = yb.clamp(0, 1).cpu()
+        if grey: yb = luma(yb)
         for i, ((c0, c1, y0, y1), (d0, d1, x0, x1)) in enumerate(batch):
             if feather:
-                wgt = (_feather((y1 - y0) * s, y0 == 0, y1 == H, tile_pad * s)[:, None] *
-                       _feather((x1 - x0) * s, x0 == 0, x1 == W, tile_pad * s)[None, :])
+                wgt = (_feather((y1 - y0) * s, y0 == 0, y1 == H, plan.pad * s)[:, None] *
+                       _feather((x1 - x0) * s, x0 == 0, x1 == W, plan.pad * s)[None, :])
                 out[..., y0 * s:y1 * s, x0 * s:x1 * s] += yb[i] * wgt
                 wsum[..., y0 * s:y1 * s, x0 * s:x1 * s] += wgt
-            else:
-                core = yb[i:i + 1, :, (c0 - y0) * s:(c1 - y0) * s, (d0 - x0) * s:(d1 - x0) * s]
-                out[..., c0 * s:c1 * s, d0 * s:d1 * s] = quantise(core) if out_dtype == torch.uint8 else core
-    out = out / wsum if feather else out
+                continue
+            ye, xe = min(c1, H0) * s, min(d1, W0) * s          # the part of this core inside the (unpadded) image
+            if ye <= c0 * s or xe <= d0 * s: continue
+            core = yb[i, :, (c0 - y0) * s:ye - y0 * s, (d0 - x0) * s:xe - x0 * s]
+            lo, hi = torch.minimum(lo, core.amin((1, 2))), torch.maximum(hi, core.amax((1, 2)))
+            if levels: canvas[c0 * s:ye, d0 * s:xe] = to_uint(core.permute(1, 2, 0), bits)
+            else: out[0, :, c0 * s:ye, d0 * s:xe] = quantise(core) if out_dtype == torch.uint8 else core
+    if feather:
+        out = (out / wsum)[..., :H0 * s, :W0 * s]
+        lo, hi = out.amin((0, 2, 3)), out.amax((0, 2, 3))
+        if levels: canvas[:] = to_uint(out[0].permute(1, 2, 0), bits)
+    if float((hi - lo).max()) < 1e-6 and not flat_input: raise SRWorkError(_FLAT)
+    if levels: return canvas
     return out[..., :H0 * s, :W0 * s] if (H, W) != (H0, W0) else out
+
 
 # %% ../nbs/10_inference.ipynb #118320c3
 def _default_device():
@@ -112,7 +217,7 @@ def _check_tiling(tile, tile_pad, batch_size, flags:bool=False):
     name = lambda p: '--' + p.replace('_', '-') if flags else p
     if tile is not None: check_number(name('tile'), tile, lo=0, integer=True)
     if tile_pad is not None and tile_pad != 'exact': check_number(name('tile_pad'), tile_pad, lo=0, integer=True)
-    check_number(name('batch_size'), batch_size, lo=1, integer=True)
+    if batch_size is not None: check_number(name('batch_size'), batch_size, lo=1, integer=True)
 
 def resolve_device(device=None) -> torch.device:
     "`device` (a name or `torch.device`; default: cuda if available) checked against what this machine has."
@@ -134,15 +239,16 @@ def _split(t:torch.Tensor):
     return rgb[None].contiguous(), (None if alpha is None else alpha[None]), c in (1, 2)
 
 def _upscale_alpha(up, alpha, how, **kw):
+    "A (1, 1, H, W) alpha upscaled: bicubic (the default: a model trained on photos has not seen masks) or by the model."
     if how == 'bicubic': return imresize(alpha, up.scale).clamp(0, 1)
     if how == 'model': return upscale_tensor(up, alpha.expand(-1, 3, -1, -1).contiguous(), **kw).mean(1, keepdim=True)
     raise ValueError("alpha must be 'bicubic' or 'model'")
 
 # %% ../nbs/10_inference.ipynb #266568f7
-def upscale(model, image, tile:int|None=256, tile_pad:int|None=None, batch_size:int=4, device=None, dtype=None,
+def upscale(model, image, tile:int|None=None, tile_pad:int|None=None, batch_size:int|None=None, device=None, dtype=None,
             alpha:str='bicubic', blend:str='crop', progress:bool=False, warmup:bool=False, scale:int=None,
-            trust:bool=False):
-    "Upscale `image` (path, PIL, array or tensor) with `model` (Learner, nn.Module, Upscaler or model file); same kind out."
+            trust:bool=False, max_memory=None):
+    "Upscale `image` (path, PIL, array or tensor) with `model` (Learner, nn.Module, Upscaler or model file); same kind out. Tiles: see `plan_tiles`."
     callers = (model.model if hasattr(model, 'dls') else model) if not isinstance(model, (str, Path, Upscaler)) else None
     if not isinstance(callers, nn.Module): callers = None       # a caller's Learner or module goes back to its device and modes
     modes = {m: m.training for m in callers.modules()} if callers is not None else {}
@@ -150,14 +256,14 @@ def upscale(model, image, tile:int|None=256, tile_pad:int|None=None, batch_size:
     _check_tiling(tile, tile_pad, batch_size)
     device = resolve_device(device)
     up = as_model(model, scale, trust)
-    try: return _upscale(up.to(device), image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup)
+    try: return _upscale(up.to(device), image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup, max_memory)
     finally:
         if callers is not None:
             callers.to(home)
             for m, training in modes.items(): m.training = training
 
-def _upscale(up:Upscaler, image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup):
-    kw = dict(tile=tile, tile_pad=tile_pad, batch_size=batch_size, dtype=dtype, blend=blend, progress=progress)
+def _upscale(up:Upscaler, image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup, max_memory):
+    kw = dict(tile=tile, tile_pad=tile_pad, batch_size=batch_size, dtype=dtype, blend=blend, progress=progress, max_memory=max_memory)
     meta = None
     if isinstance(image, (str, Path)):
         img = load_image(image); meta = img.meta
@@ -173,15 +279,10 @@ def _upscale(up:Upscaler, image, tile, tile_pad, batch_size, dtype, alpha, blend
                                 for i, ti in enumerate(t)])
         t, kind = _as_chw(t), 'tensor'
     rgb, a, grey = _split(t)
+    plan = plan_tiles(up, *rgb.shape[-2:], tile, tile_pad, batch_size, max_memory)
     if warmup:
-        n = min(tile, max(rgb.shape[-2:])) + 2 * (tile_pad or 0) if tile else max(rgb.shape[-2:])
-        with torch.no_grad(): _forward(up, torch.zeros(1, 3, min(n, rgb.shape[-2]), min(n, rgb.shape[-1]), device=up.device), dtype)
-    out = upscale_tensor(up, rgb, **kw)
-    if not torch.isfinite(out).all():
-        raise SRWorkError("the model's output holds NaN or infinite values: its weights or normalisation statistics are broken")
-    if float((out.amax((-2, -1)) - out.amin((-2, -1))).max()) < 1e-6 and float(rgb.amax() - rgb.amin()) > 1e-3:   # every channel flat
-        raise SRWorkError("the model's output is flat (one value per channel) for an image that is not: its weights or normalisation statistics are broken")
-    if grey: out = luma(out)
+        with torch.no_grad(): _forward(up, torch.zeros(1, 3, *plan.window, device=up.device), dtype)
+    out = upscale_tensor(up, rgb, dtype=dtype, blend=blend, progress=progress, grey=grey, plan=plan)
     a_out = None if a is None else _upscale_alpha(up, a, alpha, **kw)
     res = torch.cat([out, a_out], 1)[0] if a_out is not None else out[0]
     if kind == 'path':
@@ -207,6 +308,43 @@ def _to_pil(t:torch.Tensor, mode:str) -> Image.Image:
     a = _to_array(t, np.uint8, 3)
     im = Image.fromarray(a if a.shape[2] > 1 else a[..., 0], {1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}[a.shape[2]])
     return im if im.mode == mode or mode not in ('1', 'CMYK') else im.convert(mode)   # 'P' comes back RGB(A): see below
+
+# %% ../nbs/10_inference.ipynb #55a4f34c
+def _resample(a:np.ndarray, size:tuple) -> np.ndarray:
+    "(H, W, C) integer levels resized to `size` (w, h): Lanczos up, area average down (OpenCV keeps 16 bits)."
+    import cv2
+    interp = cv2.INTER_AREA if size[0] < a.shape[1] else cv2.INTER_LANCZOS4
+    out = cv2.resize(a, size, interpolation=interp)
+    return out[..., None] if out.ndim == 2 else out
+
+def upscale_file(model, src, dest, tile:int|None=None, tile_pad=None, batch_size:int|None=None, max_memory=None,
+                 device=None, dtype=None, alpha:str='bicubic', outscale:float|None=None, overwrite:bool=False,
+                 trust:bool=False, progress:bool=False) -> dict:
+    "Upscale image file `src` into `dest` (atomically, in `src`'s mode and bit depth): tiles go straight into an 8/16-bit canvas, so memory is bounded for any image size. `outscale` resamples the result to that final scale."
+    up = as_model(model, trust=trust).to(resolve_device(device))
+    src, dest = Path(src), Path(dest)
+    if dest.exists() and not overwrite: raise SRWorkError(f"{dest} exists: pass --overwrite (overwrite=True) to replace it")
+    if outscale is not None: check_number('--outscale', outscale, lo=0, lo_open=True)
+    img = load_image(src); meta = img.meta
+    rgb = img.as_subclass(torch.Tensor)[None]
+    H, W = rgb.shape[-2:]
+    plan = plan_tiles(up, H, W, tile, tile_pad, batch_size, max_memory)
+    bits, s = (16 if meta.bits == 16 else 8), up.scale
+    C = 1 if meta.grey else 3
+    canvas = np.empty((H * s, W * s, C + (meta.alpha is not None)), np.uint16 if bits == 16 else np.uint8)
+    upscale_tensor(up, rgb, dtype=dtype, grey=meta.grey, plan=plan, out_dtype=canvas.dtype.type, canvas=canvas[..., :C],
+                   progress=progress)
+    del rgb, img
+    if meta.alpha is not None:
+        a = _upscale_alpha(up, meta.alpha[None], alpha, dtype=dtype, plan=plan)[0, 0]
+        for r in range(0, a.shape[0], 256): canvas[r:r + 256, :, C] = to_uint(a[r:r + 256], bits)
+        del a
+    if outscale is not None and abs(outscale - s) > 1e-9:
+        canvas = _resample(canvas, (max(1, round(W * outscale)), max(1, round(H * outscale))))
+    like = ImageMeta(path=meta.path, format=meta.format, mode=meta.mode, bits=meta.bits, grey=meta.grey,
+                     size=(canvas.shape[1], canvas.shape[0]), palette=meta.palette, icc_profile=meta.icc_profile)
+    save_image(canvas, dest, like=like)
+    return dict(dest=dest, size=like.size, plan=plan)
 
 # %% ../nbs/10_inference.ipynb #9ec8138c
 def _check_meta(p:Path, meta) -> dict:
@@ -251,9 +389,10 @@ def model_from_config(cfg:dict, tensors:dict, source='model') -> nn.Module:
     return model
 
 def load_model(path, trust:bool=False) -> Upscaler:
-    "An `Upscaler` from a `.safetensors` file (no code runs) or, with `trust`, a `learn.export()` pickle (`.pkl`: code runs)."
+    "An `Upscaler` from a `.safetensors` file or a published `.pth` (`load_weights`; no code runs) or, with `trust`, a `learn.export()` pickle (`.pkl`: code runs)."
     p = Path(path)
     if not p.is_file(): raise SRWorkError(f"{p}: model file not found")
+    if p.suffix.lower() in WEIGHT_SUFFIXES: return load_weights(p)
     if p.suffix.lower() == '.pkl':
         if not trust: raise SRWorkError(f"{p}: a .pkl model is a pickle, and loading one runs any code it holds: use its .safetensors "
                                         "twin (save_model; srwork train writes both), or pass --trust-pickle (API: trust=True) "
@@ -263,8 +402,8 @@ def load_model(path, trust:bool=False) -> Upscaler:
         except SRWorkError: raise
         except Exception as e: raise SRWorkError(f"{p}: could not load the exported learner ({type(e).__name__}: {e})") from None
     if p.suffix.lower() != '.safetensors':
-        raise SRWorkError(f"{p}: unsupported model file {p.suffix!r}: use a .safetensors file from save_model or a .pkl "
-                          "from learn.export() (for a bare .pth state dict, build the model and use srwork.models.load_pretrained)")
+        raise SRWorkError(f"{p}: unsupported model file {p.suffix!r}: use a .safetensors file from save_model, published "
+                          "weights (.pth, .pt) or a .pkl from learn.export()")
     from safetensors import safe_open
     try:
         with safe_open(str(p), framework='pt') as f:
@@ -277,6 +416,47 @@ def load_model(path, trust:bool=False) -> Upscaler:
     up = Upscaler(model_from_config(meta['model'], tensors, p), meta['scale'], meta['upsample_input'], meta['norm_stats'])
     up._rf, up.tile_pad = meta['receptive_field'], meta['tile_pad']          # measured when it was saved: no probe
     return up
+
+# %% ../nbs/10_inference.ipynb #9f32c773
+WEIGHT_SUFFIXES = ('.pth', '.pt', '.ckpt')
+
+def _spandrel_upscaler(raw:dict, p:Path) -> Upscaler:
+    "The model spandrel recognises in state dict `raw`, as an `Upscaler` (its scale, input multiple and fp16 support kept)."
+    keys = ', '.join(list(raw)[:3])
+    try: import spandrel
+    except ImportError:
+        raise SRWorkError(f"{p}: no srwork architecture fits these weights (keys {keys}, ...): srwork reads EDSR, MSRResNet, "
+                          "RRDBNet (ESRGAN, Real-ESRGAN) and SRGAN files itself, and other published architectures (SwinIR, HAT, "
+                          "RCAN, SRVGGNetCompact, ...) through spandrel: pip install 'srwork[spandrel]'") from None
+    try: desc = spandrel.ModelLoader().load_from_state_dict(raw)
+    except spandrel.UnsupportedModelError:
+        raise SRWorkError(f"{p}: no known architecture fits these weights (keys {keys}, ...), neither srwork's nor "
+                          f"spandrel {spandrel.__version__}'s") from None
+    except Exception as e:
+        raise SRWorkError(f"{p}: spandrel could not build a model from these weights ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+    arch = desc.architecture.name
+    if not isinstance(desc, spandrel.ImageModelDescriptor):
+        raise SRWorkError(f"{p}: a {arch} model ({desc.purpose}), which does not map one image to another: not an upscaler")
+    if (desc.input_channels, desc.output_channels) != (3, 3):
+        raise SRWorkError(f"{p}: this {arch} model maps {desc.input_channels}-channel to {desc.output_channels}-channel images; srwork upscales RGB")
+    model = desc.model.eval()
+    model.input_multiple = desc.size_requirements.multiple_of
+    up = Upscaler(model, desc.scale)
+    up.supports_half, up.description = desc.supports_half, f"{arch} (spandrel)"
+    return up
+
+def load_weights(path) -> Upscaler:
+    "An `Upscaler` from a published weight file (`.pth`, `.pt`): read with `weights_only=True` (no code runs); srwork's architectures are recognised from the tensors' names and shapes (BasicSR, original ESRGAN and EDSR layouts, `params_ema`/`params`), others through spandrel when it is installed."
+    p = Path(path)
+    raw = read_state_dict(p, convert=False)
+    sd = convert_keys(raw)
+    for name, spec in ARCHS.items():
+        cfg = spec.infer_config(sd) if spec.infer_config is not None else None
+        if cfg is not None:
+            up = Upscaler.from_any(model_from_config(dict(arch=name, **cfg), sd, p))
+            up.description = f"{name} {', '.join(f'{k}={v}' for k, v in cfg.items())}"
+            return up
+    return _spandrel_upscaler(raw, p)
 
 # %% ../nbs/10_inference.ipynb #a4227511
 def export_onnx(model, path, dynamic:bool=True, opset:int=17, check:bool=True, scale:int=None, tol:float=1e-4) -> Path:
@@ -352,9 +532,13 @@ def _expand_inputs(inputs) -> list[tuple[Path, Path, Path|None]]:
     return out
 
 # %% ../nbs/10_inference.ipynb #92c45f9e
-def _plan_outputs(files, out:Path, suffix:str='', overwrite:bool=False):
+def _out_ext(f:Path, ext:str) -> str:
+    "The output extension: `f`'s own for 'auto', else '.' + ext (Real-ESRGAN's --ext)."
+    return f.suffix if ext in ('auto', '', None) else '.' + ext.lower().lstrip('.')
+
+def _plan_outputs(files, out:Path, suffix:str='', overwrite:bool=False, ext:str='auto'):
     "Jobs `(file, dest)`, failures `(file, reason)` and skipped inputs `(file, reason)` of a run, before any work."
-    dest_of = {f: out/rel.with_name(rel.stem + suffix + rel.suffix) for f, rel, _ in files}
+    dest_of = {f: out/rel.with_name(rel.stem + suffix + _out_ext(rel, ext)) for f, rel, _ in files}
     owner = {}                                             # resolved destination -> the input that writes it
     for f, d in dest_of.items(): owner.setdefault(d.resolve(), f)
     out_r = out.resolve()
@@ -374,25 +558,34 @@ def _plan_outputs(files, out:Path, suffix:str='', overwrite:bool=False):
 
 # %% ../nbs/10_inference.ipynb #6ec3d4bd
 def upscale_files(inputs:list, # image files, folders or glob patterns
-                  model, # model file: .safetensors (save_model) or .pkl (learn.export)
+                  model, # model file: .safetensors (save_model), .pth/.pt (published weights) or .pkl (learn.export)
                   out, # output folder
-                  tile:int=256, # tile size in input pixels (0: whole image; default 256)
-                  tile_pad:int=None, # context around each tile in LR pixels (default: the model's effective pad, stored in its file; exact for small models)
-                  batch_size:int=4, # tiles per forward pass
+                  tile:int=None, # tile size in input pixels (0: whole image; default: the largest that fits --max-memory)
+                  tile_pad:int=None, # context around each tile in LR pixels, or 'exact' (default: the model's effective pad, stored in its file)
+                  batch_size:int=None, # tiles per forward pass (default: as many as fit --max-memory)
+                  max_memory:str=None, # memory one pass of tiles may use, e.g. 4G or 800M (default: 80% of free GPU memory; on CPU a quarter of free RAM, at most 1G)
                   device:str=None, # cpu, cuda, cuda:1, ... (default: cuda if available)
                   half:bool=False, # fp16 on GPU / bf16 on CPU, falling back to fp32 on NaN or black output
+                  outscale:float=None, # final scale, if not the model's: its output is resampled (Lanczos up, area down)
                   suffix:str='', # added to each output file name, e.g. _x4
+                  ext:str='auto', # output format: auto (the input's), png, jpg, webp, tif
                   overwrite:bool=False, # replace output files that exist (inputs are never replaced)
                   trust_pickle:bool=False, # load a .pkl model (unpickling runs the code it holds): only for files you trust
                   quiet:bool=False, # print nothing but errors
                  ) -> dict:
     "Upscale every image of `inputs` with `model` into folder `out`; returns {'done', 'failed', 'skipped'} lists."
     _check_tiling(tile, tile_pad, batch_size, flags=True)
+    if max_memory is not None: parse_memory(max_memory, '--max-memory')
+    if outscale is not None: check_number('--outscale', outscale, lo=0, lo_open=True)
+    if ext not in ('auto', '') and Image.registered_extensions().get(_out_ext(Path('x'), ext)) is None:
+        raise SRWorkError(f"--ext {ext!r}: not an image format: use auto (the input's), png, jpg, webp, tif or bmp")
     dev = resolve_device(device)
     out = Path(out)
-    files, failed, skipped = _plan_outputs(_expand_inputs(inputs), out, suffix, overwrite)
+    files, failed, skipped = _plan_outputs(_expand_inputs(inputs), out, suffix, overwrite, ext)
     up = as_model(model, trust=trust_pickle)
     for folder in sorted({dest.parent for _, dest in files}): clean_stale_temps(folder)   # what killed runs left
+    if half and not up.supports_half:
+        warnings.warn(f"{getattr(up, 'description', 'this model')} does not support fp16: running in fp32"); half = False
     dtype = (torch.float16 if dev.type == 'cuda' else torch.bfloat16) if half else None
     for f, why in failed: print(f"srwork: error: {why}", file=sys.stderr)
     for f, why in skipped:
@@ -405,11 +598,10 @@ def upscale_files(inputs:list, # image files, folders or glob patterns
     for f, dest in files:
         try:
             t0 = time.time()
-            res = upscale(up, f, tile=tile or None, tile_pad=tile_pad, batch_size=batch_size, device=dev, dtype=dtype,
-                          progress=interactive)
-            save_image(res, dest)
+            res = upscale_file(up, f, dest, tile=tile, tile_pad=tile_pad, batch_size=batch_size, max_memory=max_memory,
+                               device=dev, dtype=dtype, outscale=outscale, overwrite=True, progress=interactive)
             done.append(dest)
-            if not quiet: print(f"{f} -> {dest} ({res.shape[-1]}x{res.shape[-2]}, {time.time() - t0:.1f}s)")
+            if not quiet: print(f"{f} -> {dest} ({res['size'][0]}x{res['size'][1]}; {res['plan']}; {time.time() - t0:.1f}s)")
         except (SRWorkError, OSError, ValueError) as e:
             msg = str(e) if str(f) in str(e) else f"{f}: {e}"
             failed.append((f, msg)); print(f"srwork: error: {msg}", file=sys.stderr)

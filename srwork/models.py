@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_models.ipynb #3dcc1826
 from __future__ import annotations
-import inspect, json, warnings
+import inspect, json, pickle, re, warnings, weakref
 from enum import Enum
 from dataclasses import dataclass, field
 from functools import lru_cache, partial, wraps
@@ -13,6 +13,9 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
+from torch.func import functional_call
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 from fastcore.meta import delegates
 from fastai.learner import Learner
 import fastai.callback.schedule    # patches Learner with fit_one_cycle, fit_flat_cos, lr_find
@@ -27,8 +30,8 @@ from .metrics import PSNR, SSIM
 # %% auto #0
 __all__ = ['ARCHS', 'ArchSpec', 'record_config', 'register_arch', 'check_scale', 'create_model', 'build_model', 'n_params',
            'scaled_kaiming_', 'callback_states', 'load_callback_states', 'SRLearner', 'sr_learner', 'read_state_dict',
-           'load_pretrained', 'init_from', 'pad_to_multiple', 'model_io', 'Upscaler', 'receptive_field',
-           'effective_pad', 'save_model', 'load_plugins']
+           'convert_keys', 'count_blocks', 'load_pretrained', 'init_from', 'pad_to_multiple', 'model_io', 'Upscaler',
+           'receptive_field', 'effective_pad', 'forward_memory', 'save_model', 'load_plugins']
 
 # %% ../nbs/05_models.ipynb #9e8a123a
 @dataclass
@@ -46,6 +49,7 @@ class ArchSpec:
     phases: tuple = ('train',)       # training phases in order, e.g. ('psnr', 'gan')
     learner: Callable|None = None    # f(dls, model, scale, phase, pretrained, **kwargs) -> Learner; default `sr_learner`
     convert_keys: Callable|None = None   # f(state_dict) -> state_dict in this architecture's names, or unchanged
+    infer_config: Callable|None = None   # f(state_dict) -> constructor arguments that fit its tensors, or None if not this architecture's
     scale_arg: str|None = 'scale'    # the constructor's scale parameter (None: the model has no scale of its own)
     init_only: tuple = ()            # constructor arguments that only set initial weights: not recorded in `.config`
     description: str = ''
@@ -208,12 +212,16 @@ def sr_learner(dls, model:nn.Module, scale:int, loss_func=None, metrics=None, up
                    metrics=metrics if metrics is not None else [PSNR(scale), SSIM(scale)], wd=0., **kwargs)
 
 # %% ../nbs/05_models.ipynb #32a73eee
-def read_state_dict(path, key:str=None) -> dict:
-    "A state dict from a weight file: unwraps `params_ema`/`params`/`state_dict` (or `key`), `module.` prefixes, and registered key layouts."
+def read_state_dict(path, key:str=None, convert:bool=True) -> dict:
+    "A state dict from a weight file, read with `weights_only=True` (no code runs): unwraps `params_ema`/`params`/`state_dict` (or `key`), `module.` prefixes and (with `convert`) registered key layouts."
     p = Path(path)
     if not p.is_file(): raise SRWorkError(f"{p}: weight file not found")
     try: obj = torch.load(p, map_location='cpu', weights_only=True)
-    except Exception as e: raise SRWorkError(f"{p}: not a readable PyTorch weight file ({type(e).__name__}: {e})") from None
+    except pickle.UnpicklingError:
+        raise SRWorkError(f"{p}: holds pickled Python objects, not only tensors (a whole model or learner?): srwork reads "
+                          "weight files with weights_only=True and runs no code from them; save model.state_dict() instead") from None
+    except Exception as e:
+        raise SRWorkError(f"{p}: not a readable PyTorch weight file ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
     if isinstance(obj, dict):
         for k in ([key] if key else ['params_ema', 'params', 'state_dict', 'model']):
             if k in obj and isinstance(obj[k], dict): obj = obj[k]; break
@@ -222,9 +230,17 @@ def read_state_dict(path, key:str=None) -> dict:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise SRWorkError(f"{p}: does not hold a state dict of tensors")
     sd = {(k[7:] if k.startswith('module.') else k): v for k, v in obj.items()}
+    return convert_keys(sd) if convert else sd
+
+def convert_keys(sd:dict) -> dict:
+    "`sd` with every registered architecture's `convert_keys` applied (official release names -> srwork's, BasicSR's)."
     for spec in ARCHS._entries.values():
         if spec.convert_keys is not None: sd = spec.convert_keys(sd)
     return sd
+
+def count_blocks(sd:dict, prefix:str='body') -> int:
+    "How many numbered blocks `prefix.N.` a state dict holds (for `ArchSpec.infer_config`)."
+    return len({int(m[1]) for k in sd if (m := re.match(rf'{re.escape(prefix)}\.(\d+)\.', k))})
 
 def load_pretrained(model:nn.Module, path, strict:bool=True, key:str=None) -> nn.Module:
     "Load a published (BasicSR, official release, or srwork) `.pth` into `model`; a clear error lists mismatched keys."
@@ -279,6 +295,8 @@ class Upscaler(nn.Module):
         self.model, self.scale, self.upsample_input = model.eval(), int(scale), upsample_input
         self.norm_stats = [(m.float(), s.float()) for m, s in norm_stats]
         self._rf, self.tile_pad = None, None       # receptive field and default tile pad: see `context`
+        self._mem = None                           # memory of a forward pass: see `memory`
+        self.supports_half = True                  # False: fp16 breaks it (inference then runs fp32)
         self.multiple = int(getattr(model, 'input_multiple', 1))
 
     EXACT_UP_TO = 16        # receptive fields up to this many LR pixels are padded in full: exact tiles at little cost
@@ -289,6 +307,11 @@ class Upscaler(nn.Module):
         if self.tile_pad is None:
             self.tile_pad = self._rf if self._rf <= self.EXACT_UP_TO else min(self._rf, effective_pad(self, self._rf))
         return self._rf, self.tile_pad
+
+    def memory(self) -> tuple[float, float]:
+        "(bytes per input pixel, fixed bytes) of one forward pass, measured once (`forward_memory`)."
+        if self._mem is None: self._mem = forward_memory(self)
+        return self._mem
 
     @property
     def device(self): return next(self.model.parameters()).device
@@ -383,6 +406,48 @@ def effective_pad(model, rf:int=None, height:int=48, band:int=32, max_level:int=
         # a pixel near a tile corner is exposed on up to four sides: the four cuts' mismatch rates add up
         if worst[p:].max() <= max_level and diff[near].sum() <= (1 - min_equal) * count[near].sum() / 4: return p
     return max(a, rf)
+
+# %% ../nbs/05_models.ipynb #21b808f3
+class _LivePeak(TorchDispatchMode):
+    "Peak bytes of tensors alive at once among those created by operations run under it (views count once, with their base)."
+    def __init__(self):
+        super().__init__()
+        self.live, self.peak, self.seen = 0, 0, set()
+
+    def _free(self, key, n): self.live -= n; self.seen.discard(key)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor): continue
+            base = t._base if t._base is not None else t
+            if id(base) in self.seen: continue              # an in-place result or a view of a counted tensor
+            n = base.untyped_storage().nbytes() if base.device.type != 'meta' else base.numel() * base.element_size()
+            self.seen.add(id(base)); self.live += n
+            weakref.finalize(base, self._free, id(base), n)
+        self.peak = max(self.peak, self.live)
+        return out
+
+def _peak_bytes(up, size:int, meta:bool) -> int:
+    x = torch.rand(1, 3, size, size, device='meta' if meta else up.device)
+    with torch.no_grad():
+        if meta:
+            tensors = {k: torch.empty_like(v, device='meta') for k, v in up.state_dict(keep_vars=True).items()}
+            with _LivePeak() as lp: functional_call(up, tensors, (x,))
+        else:
+            with _LivePeak() as lp: up(x)
+    return lp.peak
+
+def forward_memory(model, sizes=(64, 128)) -> tuple[float, float]:
+    "(bytes per input pixel, fixed bytes) of one forward pass of `model` in inference mode, counted on the meta device at two input sizes."
+    up = Upscaler.from_any(model)
+    a, b = (_round_up(s, up.multiple) for s in sizes)
+    try: pa, pb = _peak_bytes(up, a, True), _peak_bytes(up, b, True)
+    except Exception:                                   # an operation without a meta kernel: count a real pass on small inputs
+        a, b = (_round_up(s // 2, up.multiple) for s in sizes)
+        pa, pb = _peak_bytes(up, a, False), _peak_bytes(up, b, False)
+    per_px = max((pb - pa) / (b * b - a * a), pb / (b * b) / 4)   # (a floor, should a fixed part hide the slope)
+    return per_px, max(0., pb - per_px * b * b)
 
 # %% ../nbs/05_models.ipynb #0bf6f08d
 def save_model(model, path, scale:int=None) -> Path:

@@ -112,6 +112,24 @@ def test_msrresnet_loads_strictly_and_matches(tmp_path, scale):
         torch.testing.assert_close(ours(X), ref(X), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_published_files_load_without_building_the_model_first(tmp_path, scale):
+    "`load_model` (what `srwork upscale -m X.pth` runs) finds architecture, size and scale from the tensors alone."
+    from srwork.inference import load_model
+    torch.manual_seed(20 + scale)
+    ref = RefEDSR(16, 3, scale, 1.).eval()
+    torch.save({'params': ref.state_dict()}, tmp_path/'edsr.pth')
+    up = load_model(tmp_path/'edsr.pth')
+    assert up.scale == scale and up.model.config['num_block'] == 3
+    ref2 = RefMSRResNet(16, 2, scale).eval()
+    torch.save({'params_ema': ref2.state_dict(), 'params': {}}, tmp_path/'srresnet.pth')
+    up2 = load_model(tmp_path/'srresnet.pth')
+    assert up2.model.config['arch'] == 'srresnet' and up2.scale == scale
+    with torch.no_grad():
+        torch.testing.assert_close(up(X), ref(X), atol=1e-5, rtol=0)
+        torch.testing.assert_close(up2(X), ref2(X), atol=1e-5, rtol=0)
+
+
 def test_load_errors_name_the_file(tmp_path):
     torch.save({'params': RefEDSR(16, 3, 2).state_dict()}, tmp_path / 'x2.pth')
     with pytest.raises(SRWorkError, match=r'x2\.pth: weights do not fit EDSR'):

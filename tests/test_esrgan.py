@@ -70,6 +70,16 @@ def test_original_esrgan_release_loads_strictly_and_matches(tmp_path):
     with torch.no_grad(): torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-6)
 
 
+def test_original_esrgan_release_loads_as_a_model_file(tmp_path):
+    from srwork.inference import load_model
+    ref = _randomise(RefESRGAN(16, 2, 8)).eval()
+    torch.save(ref.state_dict(), tmp_path/'RRDB_ESRGAN_x4.pth')
+    up = load_model(tmp_path/'RRDB_ESRGAN_x4.pth')
+    assert (up.scale, up.model.config['num_block'], up.model.config['num_grow_ch']) == (4, 2, 8)
+    x = torch.rand(1, 3, 10, 14)
+    with torch.no_grad(): torch.testing.assert_close(up(x), ref(x), rtol=0, atol=1e-6)
+
+
 def test_basicsr_realesrgan_layout_loads_strictly(tmp_path):
     "Real-ESRGAN/BasicSR files: BasicSR names under 'params_ema'; x2 pixel-unshuffles the input (12 input channels)."
     ref = _randomise(RefESRGAN(16, 2, 8)).eval()

@@ -443,3 +443,34 @@ def test_temp_files_of_killed_runs_are_cleaned(model, tmp_path):
     r = srwork('upscale', p, '-m', model, '-o', out)
     assert r.returncode == 0, r.stderr
     assert sorted(f.name for f in out.iterdir()) == [f'.a.png.{host}-{os.getpid()}.k3j4h5g7.tmp', 'a.png']
+
+
+# ---------------------------------------------------------------- published weight files: tensors only, one line
+def test_bad_weight_files_are_refused_in_one_line_and_nothing_is_unpickled(tmp_path):
+    import torch
+    marker = tmp_path/'pwned'
+    class Evil:
+        def __reduce__(self): return (os.system, (f'touch {marker}',))
+    torch.save({'params': Evil()}, tmp_path/'evil.pth')
+    torch.save([1, 2, 3], tmp_path/'list.pth')
+    torch.save({'foo.weight': torch.randn(4, 4), 'bar.bias': torch.randn(4)}, tmp_path/'unknown.pth')
+    (tmp_path/'empty.pt').write_bytes(b'')
+    img = png(tmp_path/'in'/'a.png', 0)
+    cases = {'evil.pth': 'holds pickled Python objects, not only tensors', 'list.pth': 'does not hold a state dict of tensors',
+             'unknown.pth': 'no known architecture fits these weights (keys foo.weight, bar.bias, ...)',
+             'empty.pt': 'not a readable PyTorch weight file'}
+    for name, msg in cases.items():
+        r = srwork('upscale', img, '-m', tmp_path/name, '-o', tmp_path/'out')
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"srwork: error: {tmp_path/name}: {msg}"), (name, r.stderr)
+    assert not marker.exists() and not (tmp_path/'out').exists()
+
+
+def test_a_missing_spandrel_is_named_with_the_extra_to_install(tmp_path, monkeypatch):
+    import torch
+    from srwork.core import SRWorkError
+    from srwork.inference import load_model
+    torch.save({'body.0.weight': torch.randn(8, 3, 3, 3), 'body.1.weight': torch.randn(8)}, tmp_path/'compact.pth')
+    monkeypatch.setitem(sys.modules, 'spandrel', None)             # as if it were not installed
+    with pytest.raises(SRWorkError, match=r"compact\.pth: no srwork architecture fits .* pip install 'srwork\[spandrel\]'"):
+        load_model(tmp_path/'compact.pth')
