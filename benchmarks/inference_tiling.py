@@ -43,7 +43,7 @@ def speed(a):
         rf = receptive_field(up)
         x = torch.rand(1, 3, a.size, a.size)
         mp = (a.size * up.scale) ** 2 / 1e6
-        tw = timed(lambda: upscale_tensor(up, x, tile=None, tile_pad=0), a.reps)
+        tw = timed(lambda: upscale_tensor(up, x, tile=0, tile_pad=0), a.reps)
         tt = timed(lambda: upscale_tensor(up, x, tile=a.tile, tile_pad=rf, batch_size=a.batch_size), a.reps)
         rows.append(dict(arch=name, rf=rf, whole_mps=mp / tw, tiled_mps=mp / tt, ratio=tt / tw))
         print(f"{name:<26} {rf:>4} {mp / tw:>11.3f} {mp / tt:>11.3f} {tt / tw:>17.2f}")
@@ -88,7 +88,7 @@ def main():
     print(f"device {a.device}, torch threads {torch.get_num_threads()}, tile {a.tile}, batch {a.batch_size}\n")
     if not a.skip_speed: speed(a)
     print(f"\npeak memory, {a.big[0]}x{a.big[1]} -> x2 with EDSR-Y 8x32 ({'CUDA allocated' if a.device.startswith('cuda') else 'process RSS'}):")
-    for label, tile in [(f'tile {a.tile}', a.tile), ('whole image', None)]:
+    for label, tile in [(f"tile {a.tile}", a.tile), ("whole image", 0)]:
         d = peak_child(a, tile)
         if 'error' in d: print(f"  {label:<12} failed: {d['error']}")
         else: print(f"  {label:<12} {d['peak'] / 2**30:6.2f} GiB peak ({d['seconds']:.0f}s, output {d['shape'][-1]}x{d['shape'][-2]})")

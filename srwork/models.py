@@ -217,9 +217,11 @@ def read_state_dict(path, key:str=None, convert:bool=True) -> dict:
     p = Path(path)
     if not p.is_file(): raise SRWorkError(f"{p}: weight file not found")
     try: obj = torch.load(p, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        raise SRWorkError(f"{p}: holds pickled Python objects, not only tensors (a whole model or learner?): srwork reads "
-                          "weight files with weights_only=True and runs no code from them; save model.state_dict() instead") from None
+    except pickle.UnpicklingError as e:
+        found = re.search(r'GLOBAL (\S+)', str(e))              # what torch's weights-only unpickler refused to import
+        if found is None: raise SRWorkError(f"{p}: not a readable PyTorch weight file (corrupt or not a torch.save file)") from None
+        raise SRWorkError(f"{p}: holds pickled Python objects ({found[1]}), not only tensors: srwork reads weight files "
+                          "with weights_only=True and runs no code from them; save model.state_dict() instead") from None
     except Exception as e:
         raise SRWorkError(f"{p}: not a readable PyTorch weight file ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
     if isinstance(obj, dict):

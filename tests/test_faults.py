@@ -456,7 +456,7 @@ def test_bad_weight_files_are_refused_in_one_line_and_nothing_is_unpickled(tmp_p
     torch.save({'foo.weight': torch.randn(4, 4), 'bar.bias': torch.randn(4)}, tmp_path/'unknown.pth')
     (tmp_path/'empty.pt').write_bytes(b'')
     img = png(tmp_path/'in'/'a.png', 0)
-    cases = {'evil.pth': 'holds pickled Python objects, not only tensors', 'list.pth': 'does not hold a state dict of tensors',
+    cases = {'evil.pth': 'holds pickled Python objects (posix.system), not only tensors', 'list.pth': 'does not hold a state dict of tensors',
              'unknown.pth': 'no known architecture fits these weights (keys foo.weight, bar.bias, ...)',
              'empty.pt': 'not a readable PyTorch weight file'}
     for name, msg in cases.items():

@@ -148,7 +148,9 @@ def test_safetensors_has_no_pickle_and_bad_files_are_named(tmp_path, model):
     (tmp_path / 'bad.safetensors').write_bytes(b'garbage')
     with pytest.raises(SRWorkError, match=r'bad\.safetensors: not a readable safetensors file'):
         load_model(tmp_path / 'bad.safetensors')
-    with pytest.raises(SRWorkError, match=r'm\.pth: unsupported model file'):
+    with pytest.raises(SRWorkError, match=r'm\.h5: unsupported model file'):
+        (tmp_path / 'm.h5').write_bytes(b'x'); load_model(tmp_path / 'm.h5')
+    with pytest.raises(SRWorkError, match=r'm\.pth: not a readable PyTorch weight file'):
         (tmp_path / 'm.pth').write_bytes(b'x'); load_model(tmp_path / 'm.pth')
 
 
