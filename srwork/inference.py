@@ -73,7 +73,8 @@ def memory_budget(device=None, max_memory=None) -> int:
     if device.type == 'cuda': return int(0.8 * torch.cuda.mem_get_info(device)[0])
     return int(min(2**30, _available_ram() / 4))
 
-def _size(n) -> str: return f"{n / 2**30:.2f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+def _size(n) -> str:
+    return f"{n / 2**30:.2f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
 
 # %% ../nbs/10_inference.ipynb #521479a7
 MEMORY_SAFETY = {'cpu': 1.5, 'cuda': 1.3}   # measured peak / counted tensor bytes, rounded up (see `forward_memory`)
@@ -125,7 +126,7 @@ def plan_tiles(up:Upscaler, H:int, W:int, tile:int|None=None, tile_pad=None, bat
             if rows[1] < max(2 * p, 16): break                   # thinner tiles: context would outweigh them
         if not cuts:
             raise SRWorkError(f"a memory budget of {_size(budget)} is too small for this model: a tile of {m}x{m} px with "
-                              f"{pad} px context needs about {_size(need((m + 2 * p) ** 2))}; raise --max-memory (max_memory)")
+                              f"{pad} px context needs about {_size(need((m + 2 * p) ** 2))}: raise --max-memory (max_memory)")
     (ny, wy, ty, cy), (nx, wx, tx, cx) = min(cuts, key=lambda c: (c[0][0] * c[1][0] * c[0][1] * c[1][1], c[0][0] * c[1][0]))
     n = ny * nx
     if batch_size is None: batch_size = int(max(1, min(n, (budget / safety - fixed) // (per_px * wy * wx))))
