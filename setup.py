@@ -31,6 +31,20 @@ py_versions = '3.7 3.8 3.9 3.10 3.11 3.12 3.13'.split()
 
 requirements = ['packaging']
 requirements += shlex.split(cfg.get('requirements', ''))
+
+def _opencv_requirement():
+    """OpenCV as opencv-python-headless, unless the environment srwork goes into has another flavour (the same cv2 module:
+    two flavours installed overwrite each other's files). pip builds in an isolated environment, so the installed
+    packages are asked of the target interpreter itself (`python -I` ignores the isolation's path settings)."""
+    import subprocess, sys
+    code = ("from importlib.metadata import version\n"
+            "for f in ('opencv-python', 'opencv-contrib-python', 'opencv-contrib-python-headless'):\n"
+            "    try: print(f, version(f)); break\n"
+            "    except Exception: pass")
+    try: found = subprocess.run([sys.executable, '-I', '-c', code], capture_output=True, text=True, timeout=60).stdout.split()
+    except Exception: found = []
+    return f"{found[0]}>=4.9" if len(found) == 2 else 'opencv-python-headless>=4.9,<6'
+requirements.append(_opencv_requirement())
 if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))

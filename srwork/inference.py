@@ -460,8 +460,17 @@ def load_weights(path) -> Upscaler:
     return _spandrel_upscaler(raw, p)
 
 # %% ../nbs/10_inference.ipynb #a4227511
+def _onnx_module(name:str):
+    "Import `name` (onnx, onnxruntime, ...), or say which extra installs it."
+    import importlib
+    try: return importlib.import_module(name)
+    except ImportError:
+        raise SRWorkError(f"{name} is not installed: srwork's ONNX export and inference need the onnx extra: "
+                          "pip install 'srwork[onnx]'") from None
+
 def export_onnx(model, path, dynamic:bool=True, opset:int=17, check:bool=True, scale:int=None, tol:float=1e-4) -> Path:
     "Export `model` to ONNX (input 'lr', output 'sr', [0, 1]); with `check`, compare with PyTorch on two sizes."
+    _onnx_module('onnx')
     up = as_model(model, scale)
     if up.upsample_input:
         raise SRWorkError("ONNX export of models that take an upsampled input (the U-Net) needs the MATLAB-bicubic "
@@ -482,7 +491,7 @@ def export_onnx(model, path, dynamic:bool=True, opset:int=17, check:bool=True, s
 
 # %% ../nbs/10_inference.ipynb #6cee5c95
 def onnx_session(path):
-    import onnxruntime as ort
+    ort = _onnx_module('onnxruntime')
     return ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
 
 def onnx_max_diff(path, up:Upscaler, size=(37, 53), sess=None) -> float:
@@ -498,6 +507,7 @@ def onnx_max_diff(path, up:Upscaler, size=(37, 53), sess=None) -> float:
 def quantize_onnx(path, out, mode:str='int8') -> Path:
     "An int8 (dynamic quantization of weights) or fp16 copy of an ONNX model."
     path, out = Path(path), Path(out)
+    _onnx_module('onnx'); _onnx_module('onnxruntime')
     if mode == 'int8':
         from onnxruntime.quantization import quantize_dynamic, QuantType
         quantize_dynamic(str(path), str(out), weight_type=QuantType.QUInt8)

@@ -253,3 +253,14 @@ def test_a_saved_model_keeps_its_context_and_never_probes_again(tmp_path, monkey
     def no_probe(*a, **k): raise AssertionError('probed again')
     monkeypatch.setattr(srwork.models, 'receptive_field', no_probe); monkeypatch.setattr(srwork.models, 'effective_pad', no_probe)
     assert upscale_tensor(up, torch.rand(1, 3, 40, 40), tile=16).shape == (1, 3, 80, 80)
+
+
+def test_onnx_without_the_extra_names_it(tmp_path, monkeypatch):
+    import sys
+    from srwork.edsr import edsr
+    from srwork.inference import export_onnx, onnx_session
+    for mod in ('onnx', 'onnxruntime'): monkeypatch.setitem(sys.modules, mod, None)      # as if not installed
+    with pytest.raises(SRWorkError, match=r"onnx is not installed: .* pip install 'srwork\[onnx\]'"):
+        export_onnx(edsr('small', 2), tmp_path/'m.onnx')
+    with pytest.raises(SRWorkError, match=r"onnxruntime is not installed: .* pip install 'srwork\[onnx\]'"):
+        onnx_session(tmp_path/'m.onnx')
