@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from .core import SRWorkError, check_number, clean_stale_temps, ImageMeta, load_image, save_image, luma, quantise, to_uint, _as_chw
+from .core import SRWorkError, check_number, clean_stale_temps, temp_sibling, ImageMeta, load_image, save_image, luma, quantise, to_uint, _as_chw
 from .crappify import imresize
 from .data import image_files
 from .models import ARCHS, Upscaler, build_model, convert_keys, pad_to_multiple, read_state_dict, receptive_field, effective_pad, _round_up
@@ -23,8 +23,8 @@ from . import edsr, esrgan, unet       # the built-in architectures register the
 # %% auto #0
 __all__ = ['MEMORY_SAFETY', 'WEIGHT_SUFFIXES', 'as_model', 'tile_windows', 'parse_memory', 'memory_budget', 'TilePlan',
            'plan_tiles', 'upscale_tensor', 'resolve_device', 'upscale', 'upscale_file', 'model_from_config',
-           'load_model', 'load_weights', 'export_onnx', 'onnx_session', 'onnx_max_diff', 'quantize_onnx',
-           'onnx_upscaler', 'upscale_files']
+           'load_model', 'load_weights', 'export_onnx', 'onnx_session', 'onnx_max_diff', 'calibration_batches',
+           'quantize_onnx', 'onnx_upscaler', 'upscale_files']
 
 # %% ../nbs/10_inference.ipynb #e71c2040
 def as_model(obj, scale:int=None, trust:bool=False) -> Upscaler:
@@ -461,38 +461,52 @@ def load_weights(path) -> Upscaler:
 
 # %% ../nbs/10_inference.ipynb #a4227511
 def _onnx_module(name:str):
-    "Import `name` (onnx, onnxruntime, ...), or say which extra installs it."
+    "Import `name` (onnx, onnxruntime, onnxscript), or say which extra installs it."
     import importlib
     try: return importlib.import_module(name)
     except ImportError:
         raise SRWorkError(f"{name} is not installed: srwork's ONNX export and inference need the onnx extra: "
                           "pip install 'srwork[onnx]'") from None
 
-def export_onnx(model, path, dynamic:bool=True, opset:int=17, check:bool=True, scale:int=None, tol:float=1e-4) -> Path:
-    "Export `model` to ONNX (input 'lr', output 'sr', [0, 1]); with `check`, compare with PyTorch on two sizes."
-    _onnx_module('onnx')
+def export_onnx(model, path, dynamic:bool=True, opset:int=18, check:bool=True, scale:int=None, tol:float=1e-4) -> Path:
+    "Export `model` with PyTorch's dynamo exporter (input 'lr', output 'sr', [0, 1]; dynamic batch, height and width); with `check`, compare with PyTorch on two sizes."
+    import contextlib, io
+    _onnx_module('onnx'); _onnx_module('onnxscript')
     up = as_model(model, scale)
     if up.upsample_input:
         raise SRWorkError("ONNX export of models that take an upsampled input (the U-Net) needs the MATLAB-bicubic "
                           "upsampling in the graph, which srwork does not build yet: export such models with save_model")
     up = up.to('cpu').eval()
+    m = up.multiple
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    x = torch.rand(1, 3, 32, 40)
-    axes = {'lr': {0: 'batch', 2: 'height', 3: 'width'}, 'sr': {0: 'batch', 2: 'out_height', 3: 'out_width'}}
-    with warnings.catch_warnings():
+    x = torch.rand(2, 3, _round_up(32, m), _round_up(40, m))
+    Dim = torch.export.Dim
+    shapes = {'x': {0: Dim('batch', min=1, max=1024), 2: m * Dim('height', min=2, max=65536 // m),
+                    3: m * Dim('width', min=2, max=65536 // m)}} if dynamic else None
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()) as log:
         warnings.simplefilter('ignore')
-        torch.onnx.export(up, (x,), str(path), input_names=['lr'], output_names=['sr'], opset_version=opset,
-                          dynamo=False, dynamic_axes=axes if dynamic else None)
+        try:
+            prog = torch.onnx.export(up, (x,), input_names=['lr'], output_names=['sr'], opset_version=opset, dynamo=True,
+                                     dynamic_shapes=shapes, verbose=False)
+        except Exception as e:
+            summary = str(e).split('## Exception summary')[-1].strip().splitlines()[:2]
+            raise SRWorkError(f"{path}: the dynamo exporter can't export this {type(up.model).__name__}: {' '.join(summary)}") from None
+    prog.model.metadata_props.update(scale=str(up.scale), input_multiple=str(m), producer='srwork')
+    with temp_sibling(path) as tmp: prog.save(str(tmp))
     if check:
-        for size in ([(37, 53), (24, 31)] if dynamic else [(32, 40)]):
+        for size in ([(_round_up(37, m), _round_up(53, m)), (_round_up(24, m), _round_up(31, m))] if dynamic else [tuple(x.shape[-2:])]):
             diff = onnx_max_diff(path, up, size)
             if diff > tol: raise SRWorkError(f"{path}: ONNX output differs from PyTorch by {diff:.2e} at {size} (> {tol})")
     return path
 
+
 # %% ../nbs/10_inference.ipynb #6cee5c95
-def onnx_session(path):
+def onnx_session(path, threads:int=None):
+    "An onnxruntime CPU session for `path` (`threads`: intra-op threads, default onnxruntime's choice)."
     ort = _onnx_module('onnxruntime')
-    return ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    opts = ort.SessionOptions()
+    if threads: opts.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
 
 def onnx_max_diff(path, up:Upscaler, size=(37, 53), sess=None) -> float:
     "Largest absolute difference between onnxruntime and PyTorch outputs on a random input of `size`."
@@ -504,26 +518,73 @@ def onnx_max_diff(path, up:Upscaler, size=(37, 53), sess=None) -> float:
     return float(np.abs(got - ref).max())
 
 # %% ../nbs/10_inference.ipynb #b140ccd2
-def quantize_onnx(path, out, mode:str='int8') -> Path:
-    "An int8 (dynamic quantization of weights) or fp16 copy of an ONNX model."
-    path, out = Path(path), Path(out)
-    _onnx_module('onnx'); _onnx_module('onnxruntime')
-    if mode == 'int8':
-        from onnxruntime.quantization import quantize_dynamic, QuantType
-        quantize_dynamic(str(path), str(out), weight_type=QuantType.QUInt8)
-    elif mode == 'fp16':
-        import onnx
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-        onnx.save(convert_float_to_float16(onnx.load(str(path)), keep_io_types=True), str(out))
-    else: raise ValueError("mode must be 'int8' or 'fp16'")
+class _Calibration:
+    "onnxruntime's CalibrationDataReader protocol over a list of LR batches."
+    def __init__(self, batches): self.batches = iter(batches)
+    def get_next(self): return next(self.batches, None)
+
+def calibration_batches(images=None, scale:int=2, n:int=32, size:int=64, multiple:int=1, seed:int=0) -> list[dict]:
+    "Inputs for static quantisation: `n` LR crops of `size` px (a multiple of `multiple`) of `images` (a folder or files; default the offline sample set), made like training inputs (MATLAB-bicubic x1/`scale` of HR crops)."
+    if images is None:                                     # the offline sample set, read where scikit-image keeps it
+        import skimage
+        from srwork.core import SAMPLE_IMAGES
+        images = [Path(skimage.__file__).parent/'data'/name for name in SAMPLE_IMAGES]
+    files = image_files(images) if isinstance(images, (str, Path)) else list(images)
+    rng, size = np.random.default_rng(seed), _round_up(size, multiple)
+    out = []
+    for i in range(n):
+        hr = load_image(files[i % len(files)]).as_subclass(torch.Tensor)
+        hs = min(size * scale, hr.shape[-2] // scale * scale, hr.shape[-1] // scale * scale)
+        y, x = rng.integers(0, hr.shape[-2] - hs + 1), rng.integers(0, hr.shape[-1] - hs + 1)
+        lr = imresize(hr[None, :, y:y + hs, x:x + hs], 1 / scale).clamp(0, 1)
+        out.append({'lr': pad_to_multiple(lr, multiple).numpy().astype(np.float32)})
     return out
 
+def _onnx_meta(path) -> dict:
+    return dict(onnx_session(path).get_modelmeta().custom_metadata_map)
+
+def quantize_onnx(path, out, mode:str='int8', calibration=None) -> Path:
+    "A quantised copy of an ONNX model from `export_onnx`: 'int8' (static QDQ: int8 weights per channel, uint8 activations calibrated on `calibration`, a folder of HR images or `calibration_batches`; default the offline sample set), 'int8-dynamic' (weights only, activations quantised at run time) or 'fp16'."
+    path, out = Path(path), Path(out)
+    onnx = _onnx_module('onnx'); _onnx_module('onnxruntime')
+    with temp_sibling(out) as tmp:
+        if mode == 'int8':
+            from onnxruntime.quantization import quantize_static, QuantType, QuantFormat
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+            meta = _onnx_meta(path)
+            batches = calibration if isinstance(calibration, list) else calibration_batches(
+                calibration, int(meta.get('scale', 2)), multiple=int(meta.get('input_multiple', 1)))
+            pre = tmp.with_name(tmp.name + '.pre.onnx')
+            try:
+                quant_pre_process(str(path), str(pre), skip_symbolic_shape=True)
+                quantize_static(str(pre), str(tmp), _Calibration(batches), quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+            finally: pre.unlink(missing_ok=True)
+        elif mode == 'int8-dynamic':
+            import logging
+            from onnxruntime.quantization import quantize_dynamic, QuantType
+            root = logging.getLogger(); level = root.level; root.setLevel(logging.ERROR)    # (its advice to pre-process is for static mode)
+            try: quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QUInt8)
+            finally: root.setLevel(level)
+        elif mode == 'fp16':
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+            onnx.save(convert_float_to_float16(onnx.load(str(path)), keep_io_types=True), str(tmp))
+        else: raise ValueError("mode must be 'int8', 'int8-dynamic' or 'fp16'")
+    return out
+
+
 # %% ../nbs/10_inference.ipynb #aa781b2f
-def onnx_upscaler(path):
-    "A function `(3, h, w) -> (3, H, W)` running an ONNX model with onnxruntime, for `evaluate`."
-    sess = onnx_session(path)
-    def up(lr): return torch.from_numpy(sess.run(None, {'lr': lr[None].numpy().astype(np.float32)})[0][0]).clamp(0, 1)
+def onnx_upscaler(path, threads:int=None):
+    "A function `(3, h, w) -> (3, H, W)` running an ONNX model with onnxruntime (inputs padded to its multiple), for `evaluate`."
+    sess = onnx_session(path, threads)
+    meta = dict(sess.get_modelmeta().custom_metadata_map)
+    s, m = int(meta.get('scale', 0)), int(meta.get('input_multiple', 1))
+    def up(lr):
+        h, w = lr.shape[-2:]
+        y = sess.run(None, {'lr': pad_to_multiple(lr[None].float(), m).numpy()})[0][0]
+        return torch.from_numpy(y[:, :h * s, :w * s] if s else y).clamp(0, 1)
     return up
+
 
 # %% ../nbs/10_inference.ipynb #f9379809
 def _expand_inputs(inputs) -> list[tuple[Path, Path, Path|None]]:

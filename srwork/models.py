@@ -290,6 +290,11 @@ def _model_scale(model, upsample_input:bool) -> int:
     return out.shape[-1] // 16
 
 # %% ../nbs/05_models.ipynb #8b9457b5
+def _tracing() -> bool:
+    "True while torch.export / torch.compile trace a model."
+    c = torch.compiler
+    return bool(getattr(c, 'is_exporting', lambda: False)() or c.is_compiling())
+
 class Upscaler(nn.Module):
     "An SR model as a function of [0, 1] LR batches: handles input upsampling, normalisation, input grid and device."
     def __init__(self, model:nn.Module, scale:int, upsample_input:bool=False, norm_stats=()):
@@ -325,7 +330,8 @@ class Upscaler(nn.Module):
         if self.upsample_input: x = imresize(x, self.scale).clamp(0, 1)
         for m, s in self.norm_stats: x = (x - m.to(x).view(1, -1, 1, 1)) / s.to(x).view(1, -1, 1, 1)
         y = self.model(x)
-        y = y.as_subclass(torch.Tensor) if isinstance(y, torch.Tensor) else y
+        if isinstance(y, torch.Tensor) and type(y) is not torch.Tensor and not _tracing():
+            y = y.as_subclass(torch.Tensor)          # fastai's TensorImage & co. out (not under export: it can't trace it)
         for m, s in reversed(self.norm_stats): y = y * s.to(y).view(1, -1, 1, 1) + m.to(y).view(1, -1, 1, 1)
         return y
 

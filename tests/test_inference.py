@@ -13,7 +13,7 @@ from PIL import Image
 from srwork.core import SRWorkError, load_image, save_image
 from srwork.edsr import EDSR, MSRResNet, YChannel
 from srwork.models import Upscaler, receptive_field, save_model
-from srwork.inference import export_onnx, load_model, onnx_max_diff, quantize_onnx, upscale, upscale_tensor
+from srwork.inference import export_onnx, load_model, onnx_max_diff, onnx_session, quantize_onnx, upscale, upscale_tensor
 
 torch.manual_seed(0)
 MODELS = {
@@ -178,6 +178,22 @@ def test_onnx_matches_pytorch_on_two_sizes(tmp_path):
     q = quantize_onnx(path, tmp_path / 'm.int8.onnx', 'int8')
     assert q.stat().st_size < path.stat().st_size
     assert onnx_max_diff(q, up, (20, 20)) < 0.2           # runs, same shape, roughly the same image
+    with torch.no_grad(): out = up(torch.rand(2, 3, 12, 10))
+    assert onnx_session(path).run(None, {'lr': np.random.rand(2, 3, 12, 10).astype(np.float32)})[0].shape == out.shape  # dynamic batch
+
+
+def test_onnx_of_a_model_with_an_input_multiple(tmp_path):
+    "RRDBNet x2 pixel-unshuffles its input: the graph takes multiples of 2, onnx_upscaler pads any size to them."
+    from srwork.esrgan import RRDBNet
+    from srwork.inference import onnx_upscaler
+    torch.manual_seed(0)
+    up = Upscaler.from_any(RRDBNet(scale=2, num_feat=8, num_block=1, num_grow_ch=4)).eval()
+    path = export_onnx(up, tmp_path / 'x2.onnx')
+    x = torch.rand(3, 23, 31)                              # odd sides
+    with torch.no_grad(): ref = up(x[None])[0].clamp(0, 1)
+    got = onnx_upscaler(path)(x)
+    assert got.shape == ref.shape and float((got - ref).abs().max()) < 1e-5
+    for mode in ('int8-dynamic', 'fp16'): assert onnx_upscaler(quantize_onnx(path, tmp_path / f'x2.{mode}.onnx', mode))(x).shape == ref.shape
 
 
 # ---------------------------------------------------------------- the CLI
