@@ -159,10 +159,12 @@ def rgb_to_ycbcr(x:torch.Tensor) -> torch.Tensor:
     m, off = _ycbcr(x)
     return torch.einsum('ij,njhw->nihw', m, x) + off
 
+_RGB_FROM_YCBCR = np.linalg.inv(np.array(YCBCR_MATRIX) / 255).tolist()   # a constant: exporters need no matrix inverse op
+
 def ycbcr_to_rgb(x:torch.Tensor) -> torch.Tensor:
     "Inverse of `rgb_to_ycbcr`."
-    m, off = _ycbcr(x)
-    return torch.einsum('ij,njhw->nihw', torch.linalg.inv(m.double()).to(x), x - off)
+    _, off = _ycbcr(x)
+    return torch.einsum('ij,njhw->nihw', torch.tensor(_RGB_FROM_YCBCR, dtype=torch.float64).to(x), x - off)
 
 # %% ../nbs/00_core.ipynb #54bd8891
 def rgb_to_y(x255:torch.Tensor) -> torch.Tensor:

@@ -558,7 +558,7 @@ def quantize_onnx(path, out, mode:str='int8', calibration=None) -> Path:
             try:
                 quant_pre_process(str(path), str(pre), skip_symbolic_shape=True)
                 quantize_static(str(pre), str(tmp), _Calibration(batches), quant_format=QuantFormat.QDQ, per_channel=True,
-                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=['Conv'])
             finally: pre.unlink(missing_ok=True)
         elif mode == 'int8-dynamic':
             import logging
