@@ -429,7 +429,7 @@ def _levels_hwc(t:torch.Tensor, alpha:torch.Tensor|None, meta:ImageMeta, bits:in
     if alpha is not None: chans = torch.cat([chans, alpha])
     return to_uint(chans.permute(1, 2, 0), bits)
 
-def _encode(a:np.ndarray, meta:ImageMeta, fmt:str, **kw) -> bytes:
+def _encode(a:np.ndarray, meta:ImageMeta, fmt:str, path:Path, **kw) -> bytes:
     "Encode (H, W, C) uint8/uint16 levels (C: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) as `fmt` bytes in the mode `meta` describes."
     bits, alpha, grey = (16 if a.dtype == np.uint16 else 8), a.shape[2] in (2, 4), a.shape[2] in (1, 2)
     if bits == 16 and not (grey and not alpha):
@@ -437,7 +437,7 @@ def _encode(a:np.ndarray, meta:ImageMeta, fmt:str, **kw) -> bytes:
         a = a[..., [2, 1, 0, 3][:a.shape[2]] if a.shape[2] >= 3 else slice(None)]
         if a.shape[2] == 2: a = np.concatenate([a[..., :1]] * 3 + [a[..., 1:]], axis=2)   # grey+alpha -> BGRA
         ok, buf = cv2.imencode('.png' if fmt == 'PNG' else '.tif', a)
-        if not ok: raise SRWorkError(f"OpenCV could not encode a 16-bit {fmt}")
+        if not ok: raise SRWorkError(f"{path}: OpenCV could not encode a 16-bit {fmt}")
         return buf.tobytes()
     if bits == 16: im = Image.fromarray(np.ascontiguousarray(a[..., 0]))   # uint16 -> mode 'I;16'
     else:
@@ -528,12 +528,12 @@ def save_image(img, path, like=None, alpha=None, overwrite_source:bool=False, **
     has_alpha = chans in (2, 4) or alpha is not None or meta.alpha is not None
     bits = _target_bits(meta, fmt, path, has_alpha)
     if levels and bits == (16 if a.dtype == np.uint16 else 8) and (chans in (2, 4)) == has_alpha and not (meta.grey and chans >= 3):
-        return atomic_write_bytes(path, _encode(a, meta, fmt, **save_kwargs))   # no float copy of a big result
+        return atomic_write_bytes(path, _encode(a, meta, fmt, path, **save_kwargs))   # no float copy of a big result
     if t is None: t = _as_chw(img)
     if t.shape[0] in (2, 4): t, alpha = t[:-1], (t[-1:] if alpha is None else alpha)
     if alpha is None and meta.alpha is not None: alpha = meta.alpha
     if alpha is not None: alpha = _resize_alpha(_as_chw(alpha)[:1], t.shape[-2:])
-    return atomic_write_bytes(path, _encode(_levels_hwc(t, alpha, meta, bits), meta, fmt, **save_kwargs))
+    return atomic_write_bytes(path, _encode(_levels_hwc(t, alpha, meta, bits), meta, fmt, path, **save_kwargs))
 
 # %% ../nbs/00_core.ipynb #e9b56cfa
 def torchvision_weights(arch, purpose:str='') -> dict:

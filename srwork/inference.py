@@ -174,7 +174,7 @@ def upscale_tensor(up:Upscaler, x:torch.Tensor, tile:int|None=None, tile_pad:int
     levels = out_dtype in (np.uint8, np.uint16)
     bits = 16 if out_dtype == np.uint16 else 8
     if levels and canvas is None: canvas = np.empty((H0 * s, W0 * s, C), out_dtype)
-    out = torch.zeros(1, C, H * s, W * s, dtype=torch.float32 if feather or levels else out_dtype) if feather or not levels else None
+    out = None if levels and not feather else torch.zeros(1, C, H * s, W * s, dtype=torch.float32 if feather else out_dtype)
     wsum = torch.zeros(1, 1, H * s, W * s) if feather else None
     lo, hi = torch.full((C,), math.inf), torch.full((C,), -math.inf)
     batches = [wins[i:i + plan.batch_size] for i in range(0, len(wins), plan.batch_size)]
@@ -284,7 +284,7 @@ def _upscale(up:Upscaler, image, tile, tile_pad, batch_size, dtype, alpha, blend
     if warmup:
         with torch.no_grad(): _forward(up, torch.zeros(1, 3, *plan.window, device=up.device), dtype)
     out = upscale_tensor(up, rgb, dtype=dtype, blend=blend, progress=progress, grey=grey, plan=plan)
-    a_out = None if a is None else _upscale_alpha(up, a, alpha, **kw)
+    a_out = None if a is None else _upscale_alpha(up, a, alpha, dtype=dtype, blend=blend, progress=progress, plan=plan)
     res = torch.cat([out, a_out], 1)[0] if a_out is not None else out[0]
     if kind == 'path':
         from fastai.torch_core import TensorImage
@@ -322,6 +322,7 @@ def upscale_file(model, src, dest, tile:int|None=None, tile_pad=None, batch_size
                  device=None, dtype=None, alpha:str='bicubic', outscale:float|None=None, overwrite:bool=False,
                  trust:bool=False, progress:bool=False) -> dict:
     "Upscale image file `src` into `dest` (atomically, in `src`'s mode and bit depth): tiles go straight into an 8/16-bit canvas, so memory is bounded for any image size. `outscale` resamples the result to that final scale."
+    _check_tiling(tile, tile_pad, batch_size)
     up = as_model(model, trust=trust).to(resolve_device(device))
     src, dest = Path(src), Path(dest)
     if dest.exists() and not overwrite: raise SRWorkError(f"{dest} exists: pass --overwrite (overwrite=True) to replace it")
@@ -483,7 +484,7 @@ def export_onnx(model, path, dynamic:bool=True, opset:int=18, check:bool=True, s
     Dim = torch.export.Dim
     shapes = {'x': {0: Dim('batch', min=1, max=1024), 2: m * Dim('height', min=2, max=65536 // m),
                     3: m * Dim('width', min=2, max=65536 // m)}} if dynamic else None
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()) as log:
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):     # (the exporter prints its progress)
         warnings.simplefilter('ignore')
         try:
             prog = torch.onnx.export(up, (x,), input_names=['lr'], output_names=['sr'], opset_version=opset, dynamo=True,
@@ -541,7 +542,8 @@ def calibration_batches(images=None, scale:int=2, n:int=32, size:int=64, multipl
     return out
 
 def _onnx_meta(path) -> dict:
-    return dict(onnx_session(path).get_modelmeta().custom_metadata_map)
+    "The metadata `export_onnx` wrote (scale, input multiple), read without starting a session."
+    return {p.key: p.value for p in _onnx_module('onnx').load(str(path), load_external_data=False).metadata_props}
 
 def quantize_onnx(path, out, mode:str='int8', calibration=None) -> Path:
     "A quantised copy of an ONNX model from `export_onnx`: 'int8' (static QDQ: int8 weights per channel, uint8 activations calibrated on `calibration`, a folder of HR images or `calibration_batches`; default the offline sample set), 'int8-dynamic' (weights only, activations quantised at run time) or 'fp16'."

@@ -440,7 +440,8 @@ def _peak_bytes(up, size:int, meta:bool) -> int:
     x = torch.rand(1, 3, size, size, device='meta' if meta else up.device)
     with torch.no_grad():
         if meta:
-            tensors = {k: torch.empty_like(v, device='meta') for k, v in up.state_dict(keep_vars=True).items()}
+            named = {**dict(up.named_parameters(remove_duplicate=False)), **dict(up.named_buffers(remove_duplicate=False))}
+            tensors = {k: torch.empty_like(v, device='meta') for k, v in named.items()}   # (non-persistent buffers too, e.g. EDSR's mean)
             with _LivePeak() as lp: functional_call(up, tensors, (x,))
         else:
             with _LivePeak() as lp: up(x)

@@ -56,8 +56,8 @@ def test_memory_bounded_by_tiles():
     "The model never sees more than batch_size windows of tile + 2*pad pixels, whatever the image size."
     m = MODELS['edsr_x2']().eval()
     seen = []
-    m.conv_first.register_forward_hook(lambda mod, inp, out: seen.append(tuple(inp[0].shape)))
-    upscale_tensor(Upscaler.from_any(m), torch.rand(1, 3, 300, 420), tile=64, tile_pad=10, batch_size=2)
+    m.conv_first.register_forward_hook(lambda mod, inp, out: seen.append(tuple(inp[0].shape)) if inp[0].device.type != 'meta' else None)
+    upscale_tensor(Upscaler.from_any(m), torch.rand(1, 3, 300, 420), tile=64, tile_pad=10, batch_size=2)   # (meta passes: shapes only, no memory)
     assert max(s[0] for s in seen) <= 2 and max(max(s[2:]) for s in seen) <= 64 + 2 * 10
 
 
