@@ -21,10 +21,12 @@ CUDA) on the same machine in one run, so the ratios compare like with like:
 
 Pass/fail lines compare with the targets of issue 15 (RSS <= 3 GB, time <= 1.3x a whole forward, ...).
 """
-import argparse, json, os, subprocess, sys, tempfile, textwrap, time
+import argparse, json, os, subprocess, sys, textwrap, time
 from pathlib import Path
 
 import numpy as np
+
+from srwork.core import scratch_dir
 
 CHILD_HEAD = """
 import json, resource, sys, time, warnings
@@ -70,10 +72,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
-    ap.add_argument('--work', default=None, help='folder for the images and model files (default: a temporary one)')
+    ap.add_argument('--work', default=None, help='folder for the images and model files (default: a temporary one, removed at exit)')
     ap.add_argument('--quick', action='store_true', help='RRDBNet with 6 blocks and a 2000x1500 EDSR input: a smoke run, not the targets')
     a = ap.parse_args()
-    work = Path(a.work or tempfile.mkdtemp(prefix='srwork-bench-'))
+    work = Path(a.work) if a.work else scratch_dir('srwork-bench-')     # (a scratch folder is removed at exit)
     work.mkdir(parents=True, exist_ok=True)
     blocks, big = (6, (2000, 1500)) if a.quick else (23, (4000, 3000))
     from PIL import Image

@@ -9,14 +9,19 @@ the quantisation's damage). Every variant of a model runs in onnxruntime on the 
 as PyTorch; latency is the median of `--reps` runs on one `--size` px LR input. Static int8 is calibrated on the
 offline sample photographs, never on the test set. PSNR/SSIM on the Y channel, border crop = scale, MATLAB-bicubic LR.
 Target (issue 16): static int8 within 0.1 dB of fp32 and faster than fp32.
+
+Measured on the 2-core reference machine (2026-12-01), `-m benchmarks/results/edsr_y_8x32_x2.safetensors
+-m benchmarks/results/rrdbnet_4x32_x4.safetensors` (the RRDBNet from `train_rrdbnet_psnr.py --minutes 14`):
+EDSR-Y x2 37.363 dB, static int8 -0.058 dB at 0.60x fp32; RRDBNet x4 29.191 dB, static int8 -0.047 dB at 0.66x.
 """
-import argparse, os, statistics, tempfile, time, warnings
+import argparse, os, statistics, time, warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from srwork.benchmark import Bicubic, evaluate
+from srwork.core import scratch_dir
 from srwork.inference import export_onnx, load_model, onnx_max_diff, onnx_session, onnx_upscaler, quantize_onnx
 from srwork.models import Upscaler
 
@@ -67,11 +72,12 @@ def main():
     ap.add_argument('--size', type=int, default=128, help='LR side of the latency input')
     ap.add_argument('--reps', type=int, default=5)
     ap.add_argument('--threads', type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument('--out', default=None, help='folder for the .onnx files (default: a temporary folder)')
+    ap.add_argument('--out', default=None, help='folder for the .onnx files (default: a temporary folder, removed at exit)')
     a = ap.parse_args()
     warnings.simplefilter('ignore')
     torch.set_num_threads(a.threads)
-    out = Path(a.out or tempfile.mkdtemp(prefix='srwork-onnx-')); out.mkdir(parents=True, exist_ok=True)
+    out = Path(a.out) if a.out else scratch_dir('srwork-onnx-')      # (a scratch folder is removed at exit)
+    out.mkdir(parents=True, exist_ok=True)
     models = {Path(m).stem: load_model(m) for m in a.model}
     if a.rrdbnet:
         from srwork.esrgan import RRDBNet

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools, io, math, zlib
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from fastcore.basics import patch
@@ -14,9 +15,9 @@ from fastcore.basics import patch
 from .core import SRWorkError, Registry, round_half_up, quantise, to_uint, luma
 
 # %% auto #0
-__all__ = ['CRAPPIFIER_PRESETS', 'resize_matrix', 'imresize', 'Step', 'Resize', 'JPEG', 'GaussianNoise', 'PoissonNoise',
-           'gaussian_kernel', 'sinc_kernel', 'Blur', 'Sinc', 'Holes', 'TextOverlay', 'Warp', 'ColorJitter', 'Greyscale',
-           'Crappifier', 'crappifier_preset']
+__all__ = ['CRAPPIFIER_PRESETS', 'resize_matrix', 'imresize', 'BicubicUpsample', 'Step', 'Resize', 'JPEG', 'GaussianNoise',
+           'PoissonNoise', 'gaussian_kernel', 'sinc_kernel', 'Blur', 'Sinc', 'Holes', 'TextOverlay', 'Warp',
+           'ColorJitter', 'Greyscale', 'Crappifier', 'crappifier_preset']
 
 # %% ../nbs/01_crappify.ipynb #53052353
 def _cubic(x):
@@ -90,6 +91,31 @@ def imresize(img, scale=None, size=None, mode:str='bicubic', antialias:bool=True
     x = np.moveaxis(np.tensordot(mw, x, axes=(1, 1)), 0, 1) if first_h else np.tensordot(mh, x, axes=(1, 0))
     if a.dtype == np.uint8: return np.clip(round_half_up(x), 0, 255).astype(np.uint8)   # MATLAB rounds half up
     return x.astype(a.dtype if a.dtype.kind == 'f' else np.float64)
+
+# %% ../nbs/01_crappify.ipynb #a5368a4d
+class BicubicUpsample(nn.Module):
+    "MATLAB-bicubic enlargement by an integer `scale` as two fixed convolutions: `imresize(x, scale)` for any (N, C, H, W) size, traceable with dynamic sizes."
+    def __init__(self, scale:int):
+        super().__init__()
+        if int(scale) != scale or scale < 1: raise ValueError(f"scale must be a whole number >= 1, not {scale}")
+        s, n = int(scale), 16
+        rows = resize_matrix(n, n * s, 'bicubic', True)[n // 2 * s:(n // 2 + 1) * s, n // 2 - 2:n // 2 + 3]
+        self.scale = s
+        self.register_buffer('weight', torch.as_tensor(rows, dtype=torch.float32).view(s, 1, 5, 1), persistent=False)
+
+    def _rows(self, x:torch.Tensor) -> torch.Tensor:
+        "Enlarge the rows (dim 2) of an (N, 1, H, W) batch."
+        N, _, H, W = x.shape
+        x = torch.cat([x[:, :, :2].flip(2), x, x[:, :, -2:].flip(2)], 2)       # MATLAB's symmetric border
+        y = F.conv2d(x, self.weight.to(x.dtype))                                # (N, s, H, W): one plane per phase
+        return y.permute(0, 2, 1, 3).reshape(N, 1, H * self.scale, W)
+
+    def forward(self, x:torch.Tensor) -> torch.Tensor:
+        N, C, H, W = x.shape
+        if self.scale == 1: return x
+        y = self._rows(x.reshape(N * C, 1, H, W))
+        y = self._rows(y.transpose(2, 3)).transpose(2, 3)
+        return y.reshape(N, C, H * self.scale, W * self.scale)
 
 # %% ../nbs/01_crappify.ipynb #4fe1f5b4
 def _uniform(rng, r): return float(r) if np.isscalar(r) else float(rng.uniform(*r))

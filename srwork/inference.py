@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_inference.ipynb #9fc682d3
 from __future__ import annotations
-import glob, json, math, os, re, sys, time, warnings
+import copy, glob, json, math, os, re, sys, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -469,25 +469,39 @@ def _onnx_module(name:str):
         raise SRWorkError(f"{name} is not installed: srwork's ONNX export and inference need the onnx extra: "
                           "pip install 'srwork[onnx]'") from None
 
+def _plain_copy(model:nn.Module) -> nn.Module:
+    "A copy of `model` that graph exporters can trace, with the same outputs: weight and spectral norm folded into plain weights, fastai's `ToTensorBase` casts dropped."
+    from torch.nn.utils import parametrize
+    from fastai.layers import ToTensorBase
+    for mod in model.modules():      # weight-normed weights are computed tensors, which deepcopy refuses: detach them
+        w = vars(mod).get('weight')
+        if isinstance(w, torch.Tensor) and (hasattr(mod, 'weight_g') or hasattr(mod, 'weight_orig')): mod.weight = w.detach()
+    model = copy.deepcopy(model).eval()
+    for mod in list(model.modules()):
+        for name, child in list(mod.named_children()):
+            if isinstance(child, ToTensorBase): setattr(mod, name, nn.Identity())
+        if hasattr(mod, 'weight_g'): torch.nn.utils.remove_weight_norm(mod)
+        if hasattr(mod, 'weight_orig'): torch.nn.utils.remove_spectral_norm(mod)
+        if parametrize.is_parametrized(mod): 
+            for name in list(mod.parametrizations): parametrize.remove_parametrizations(mod, name)
+    return model
+
 def export_onnx(model, path, dynamic:bool=True, opset:int=18, check:bool=True, scale:int=None, tol:float=1e-4) -> Path:
     "Export `model` with PyTorch's dynamo exporter (input 'lr', output 'sr', [0, 1]; dynamic batch, height and width); with `check`, compare with PyTorch on two sizes."
     import contextlib, io
     _onnx_module('onnx'); _onnx_module('onnxscript')
-    up = as_model(model, scale)
-    if up.upsample_input:
-        raise SRWorkError("ONNX export of models that take an upsampled input (the U-Net) needs the MATLAB-bicubic "
-                          "upsampling in the graph, which srwork does not build yet: export such models with save_model")
-    up = up.to('cpu').eval()
+    up = as_model(model, scale).to('cpu').eval()
     m = up.multiple
+    traced = Upscaler(_plain_copy(up.model), up.scale, up.upsample_input, up.norm_stats)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    x = torch.rand(2, 3, _round_up(32, m), _round_up(40, m))
+    x = torch.rand(2, 3, max(_round_up(32, m), 2 * m), max(_round_up(40, m), 2 * m))      # (the dims below start at 2 multiples)
     Dim = torch.export.Dim
     shapes = {'x': {0: Dim('batch', min=1, max=1024), 2: m * Dim('height', min=2, max=65536 // m),
                     3: m * Dim('width', min=2, max=65536 // m)}} if dynamic else None
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):     # (the exporter prints its progress)
         warnings.simplefilter('ignore')
         try:
-            prog = torch.onnx.export(up, (x,), input_names=['lr'], output_names=['sr'], opset_version=opset, dynamo=True,
+            prog = torch.onnx.export(traced, (x,), input_names=['lr'], output_names=['sr'], opset_version=opset, dynamo=True,
                                      dynamic_shapes=shapes, verbose=False)
         except Exception as e:
             summary = str(e).split('## Exception summary')[-1].strip().splitlines()[:2]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_models.ipynb #3dcc1826
 from __future__ import annotations
-import inspect, json, pickle, re, warnings, weakref
+import inspect, json, math, pickle, re, warnings, weakref
 from enum import Enum
 from dataclasses import dataclass, field
 from functools import lru_cache, partial, wraps
@@ -23,7 +23,7 @@ from fastai.optimizer import Adam
 from fastai.losses import L1LossFlat
 
 from .core import SRWorkError, ScaleError, Registry, atomic_write_bytes, temp_sibling, quantise, load_image
-from .crappify import imresize
+from .crappify import imresize, BicubicUpsample
 from .data import check_sr_dls, pair_transform, norm_stats
 from .metrics import PSNR, SSIM
 
@@ -305,6 +305,10 @@ class Upscaler(nn.Module):
         self._mem = None                           # memory of a forward pass: see `memory`
         self.supports_half = True                  # False: fp16 breaks it (inference then runs fp32)
         self.multiple = int(getattr(model, 'input_multiple', 1))
+        if upsample_input:
+            self.upsampler = BicubicUpsample(self.scale)    # imresize as convolutions, for traced graphs
+            hr = int(getattr(model, 'hr_multiple', 1))      # e.g. a U-Net's encoder halves its input 5 times: 32
+            self.multiple = math.lcm(self.multiple, hr // math.gcd(hr, self.scale))
 
     EXACT_UP_TO = 16        # receptive fields up to this many LR pixels are padded in full: exact tiles at little cost
 
@@ -327,7 +331,7 @@ class Upscaler(nn.Module):
         H, W = x.shape[-2:]
         if self.multiple > 1 and (H % self.multiple or W % self.multiple):
             return self(pad_to_multiple(x, self.multiple))[..., :H * self.scale, :W * self.scale]
-        if self.upsample_input: x = imresize(x, self.scale).clamp(0, 1)
+        if self.upsample_input: x = (self.upsampler(x) if _tracing() else imresize(x, self.scale)).clamp(0, 1)
         for m, s in self.norm_stats: x = (x - m.to(x).view(1, -1, 1, 1)) / s.to(x).view(1, -1, 1, 1)
         y = self.model(x)
         if isinstance(y, torch.Tensor) and type(y) is not torch.Tensor and not _tracing():

@@ -17,6 +17,7 @@ from fastai.optimizer import Adam
 from fastai.data.transforms import Normalize
 from fastai.vision.core import imagenet_stats
 from fastai.vision.learner import create_unet_model, model_meta, _default_meta
+from fastai.callback.hook import model_sizes
 import fastai.callback.schedule     # fit_one_cycle, lr_find
 import torchvision.models
 
@@ -30,6 +31,10 @@ __all__ = ['sr_unet', 'icnr_error', 'sr_unet_learner']
 
 # %% ../nbs/08_unet.ipynb #7b5bc9d5
 _NORM = {'Weight': NormType.Weight, 'Spectral': NormType.Spectral, 'Batch': NormType.Batch, 'None': None}
+
+def _total_stride(encoder:nn.Module, size) -> int:
+    "How many times smaller the encoder's output is than its input (32 for ResNets)."
+    return int(size[0]) // model_sizes(encoder, tuple(size))[-1][-2]
 
 def _encoder(encoder):
     "(builder function, name) of a torchvision encoder given as function or name."
@@ -53,6 +58,7 @@ def sr_unet(encoder='resnet34', n_out:int=3, img_size=(128, 128), pretrained:boo
         warnings.filterwarnings('ignore', message='.*weight_norm.*deprecated', category=FutureWarning)
         model = create_unet_model(builder, n_out, tuple(img_size), pretrained=pretrained, blur=blur,
                                   self_attention=self_attention, norm_type=_NORM[str(nt)], y_range=y_range, **kwargs)
+    model.hr_multiple = _total_stride(model[0], img_size)   # inputs are padded to it: see `Upscaler`
     return model
 
 # %% ../nbs/08_unet.ipynb #f227f83b

@@ -193,3 +193,17 @@ def test_unet_safetensors_roundtrip_matches_learner(samples, tmp_path):
     assert up.upsample_input and up.scale == 2
     x = torch.rand(1, 3, 24, 40)
     with torch.no_grad(): torch.testing.assert_close(up(x), ref(x), rtol=0, atol=1e-5)
+
+
+def test_unet_exports_to_onnx_with_the_bicubic_in_the_graph(samples, tmp_path):
+    "The graph takes the LR image: MATLAB-bicubic enlargement as convolutions, ImageNet normalisation, the network with weight norm folded."
+    from srwork.inference import export_onnx, onnx_upscaler, _onnx_meta
+    learn = small_learner(samples, tmp_path)
+    path = export_onnx(learn, tmp_path/'unet.onnx')        # raises if onnxruntime and PyTorch differ by > 1e-4 at two sizes
+    assert _onnx_meta(path)['input_multiple'] == '16'       # x2 into a /32 encoder
+    x = torch.rand(3, 48, 80)
+    with torch.no_grad(): ref = Upscaler.from_any(learn)(x[None])[0].clamp(0, 1)
+    got = onnx_upscaler(path)(x)
+    assert got.shape == (3, 96, 160) and float((got - ref).abs().max()) <= 1e-4
+    assert sum(hasattr(m, 'weight_g') for m in learn.model.modules()) > 0     # the learner's own model is left as it was
+    learn.fit(1, 1e-4)                                                          # and still trains
