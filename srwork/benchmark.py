@@ -17,7 +17,7 @@ from .data import get_dataset, find_benchmark_set, find_images, image_files, sr_
 from .metrics import psnr, ssim
 from .models import Upscaler, sr_learner, save_model
 from .edsr import YChannel, YL1Loss
-from .training import train, fit_budget
+from .training import train, fit_budget, is_main_process
 from .inference import upscale, upscale_tensor, load_model
 
 # %% auto #0
@@ -251,6 +251,7 @@ def train_and_evaluate(arch:str, # architecture: a name registered in `ARCHS` (e
                        **kwargs) -> dict:
     "`train`, then PSNR/SSIM against bicubic on the validation images into `out/results.csv`: what `srwork train` runs."
     run = train(arch, data, out, **kwargs)
+    if not is_main_process(): return run          # several processes: rank 0 evaluates and writes the table
     learn, dls, out, scale = run['learn'], run['dls'], run['out'], run['dls'].sr_config['scale']
     with tempfile.TemporaryDirectory() as tmp:
         valid = _eval_images([dls.valid_ds.items[i] for i in range(len(dls.valid_ds))], eval_crop, Path(tmp))

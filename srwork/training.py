@@ -15,7 +15,8 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.progress import ProgressCallback
 from fastprogress.fastprogress import master_bar
-from fastcore.basics import noop
+from fastcore.basics import noop, patch
+from fastai.torch_core import get_model        # the bare model inside DDP
 from fastai.metrics import LossMetric
 from fastai.losses import L1LossFlat
 
@@ -29,8 +30,9 @@ from .esrgan import plot_gan
 # %% auto #0
 __all__ = ['SCHEDULES', 'RUN_FILES', 'Stage', 'in_test', 'course_v3_stages', 'progressive_stages', 'group_lrs',
            'trainable_groups', 'progressive_state', 'fit_progressive', 'save_checkpoint', 'EpochCheckpoint',
-           'resume_checkpoint', 'lean_pickle', 'export_generator', 'TimeBudget', 'BudgetProgress', 'lazy_epoch_bar',
-           'fit_budget', 'schedule_stages', 'save_figure', 'HistoryCSV', 'plot_curves', 'CurvesPlot', 'train']
+           'resume_checkpoint', 'lean_pickle', 'export_generator', 'is_distributed', 'is_main_process',
+           'setup_distributed', 'agreed', 'ddp', 'TimeBudget', 'BudgetProgress', 'lazy_epoch_bar', 'fit_budget',
+           'schedule_stages', 'save_figure', 'HistoryCSV', 'plot_curves', 'CurvesPlot', 'train']
 
 # %% ../nbs/09_training.ipynb #a1e92b26
 @dataclass
@@ -150,7 +152,7 @@ def fit_progressive(learn:Learner, stages, name:str='progressive', resume:bool=T
 # %% ../nbs/09_training.ipynb #8f20b372
 def save_checkpoint(learn:Learner, fname, completed_epoch:int, extra_cbs=()) -> Path:
     "Model, optimizer, callback states (of `learn.cbs` and `extra_cbs`) and the last completed epoch in one file, atomically."
-    state = dict(model=learn.model.state_dict(), opt=learn.opt.state_dict() if learn.opt is not None else None,
+    state = dict(model=get_model(learn.model).state_dict(), opt=learn.opt.state_dict() if learn.opt is not None else None,
                  epoch=int(completed_epoch), extra=callback_states(learn, extra_cbs))
     buf = io.BytesIO(); torch.save(state, buf)
     return atomic_write_bytes(fname, buf.getvalue())
@@ -210,6 +212,57 @@ def export_generator(learn:Learner, fname='export.pkl') -> Path:
     with temp_sibling(path) as tmp, lean_pickle(model): lean.export(tmp)   # a crash or full disk never leaves half a pickle
     return path
 
+# %% ../nbs/09_training.ipynb #f5027a63
+import torch.distributed as dist
+import fastai.distributed                 # Learner.distrib_ctx
+from fastai.distributed import DistributedDL
+from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
+
+def is_distributed() -> bool:
+    "True in a process of a `torchrun` / `accelerate launch` run with more than one process."
+    return num_distrib() > 1
+
+def is_main_process() -> bool:
+    "True in rank 0 (and in a plain single process): the one process that writes files and prints."
+    return rank_distrib() == 0
+
+def _accelerate():
+    try: import accelerate
+    except ImportError:
+        raise SRWorkError("training on several processes uses fastai's distributed engine, which needs accelerate: "
+                          "pip install 'srwork[distributed]'") from None
+    return accelerate
+
+def setup_distributed():
+    "Join the process group that torchrun / accelerate launch describe (gloo on CPU, NCCL on GPU); returns this process's device, None when not distributed."
+    if not is_distributed(): return None
+    return _accelerate().PartialState(cpu=not torch.cuda.is_available()).device
+
+# %% ../nbs/09_training.ipynb #5454cfbd
+def _collective_device() -> str: return 'cuda' if dist.get_backend() == 'nccl' else 'cpu'
+
+@patch
+def _broadcast(self:DistributedDL, t, rank):
+    "Broadcast the list `t` from `rank` on the process group's own device (fastai's sends it through CUDA, which gloo can't)."
+    t = torch.tensor(t, dtype=torch.long, device=_collective_device())
+    dist.broadcast(t, rank)
+    return t.cpu().tolist()
+
+def agreed(value:float) -> float:
+    "`value` as rank 0 has it, in every process (itself when not distributed): decisions such as a time budget's stop are taken once."
+    if not (is_distributed() and dist.is_initialized()): return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=_collective_device())
+    dist.broadcast(t, 0)
+    return float(t.item())
+
+@contextmanager
+def ddp(learn:Learner):
+    "Within: `learn` trains as one process of a torchrun / accelerate launch run (fastai's `distrib_ctx`); a plain context in a single process."
+    if not is_distributed(): yield learn; return
+    _accelerate()
+    gpu = torch.cuda.is_available()
+    with learn.distrib_ctx(sync_bn=gpu, cpu=not gpu): yield learn
+
 # %% ../nbs/09_training.ipynb #c9702264
 class TimeBudget(Callback):
     "Stop training after `minutes`; lr: linear warm-up over `warmup` of the time, then cosine from `lr_max` to `lr_max/div_final`."
@@ -223,7 +276,7 @@ class TimeBudget(Callback):
                               "(fastai drops the last incomplete batch): use more images or a smaller batch")
         self.t0, self.iters = time.perf_counter() - self.offset, 0
     def after_epoch(self):
-        if time.perf_counter() - self.t0 >= self.budget: raise CancelFitException()
+        if agreed(time.perf_counter() - self.t0) >= self.budget: raise CancelFitException()    # rank 0's clock in every process
     def lr_at(self, frac:float) -> float:
         if frac < self.warmup: return self.lr_max * max(frac / self.warmup, 0.01)
         p = (frac - self.warmup) / (1 - self.warmup)
@@ -231,7 +284,7 @@ class TimeBudget(Callback):
         return lo + (self.lr_max - lo) * (1 + math.cos(math.pi * min(p, 1.))) / 2
     def before_batch(self):
         if not self.training: return
-        frac = (time.perf_counter() - self.t0) / self.budget
+        frac = agreed(time.perf_counter() - self.t0) / self.budget
         if frac >= 1: raise CancelFitException()
         self.opt.set_hyper('lr', self.lr_at(frac))
     def after_batch(self):
@@ -378,22 +431,25 @@ def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet, st
         save_checkpoint(learn, ck, -1)
         return
     start, elapsed = 0, 0.
+    main = is_main_process()
     if resume and ck.is_file():
         start = resume_checkpoint(learn, ck)
         elapsed = torch.load(ck, map_location='cpu', weights_only=False).get('extra', {}).get('TimeBudget', {}).get('elapsed', 0.)
         if not quiet: print(f"{phase}: resuming from {ck} (epoch {start}{f', {elapsed / 60:.1f} min spent' if minutes else ''})")
-    _trim_history(hist, start)        # a fresh run starts a fresh log; a resumed one drops rows of epochs it will run again
+    if main: _trim_history(hist, start)    # a fresh run starts a fresh log; a resumed one drops rows of epochs it will run again
     saver = EpochCheckpoint(ck)
-    cbs = [saver, HistoryCSV(hist), CurvesPlot(out, phases)]
+    cbs = [saver, HistoryCSV(hist), CurvesPlot(out, phases)] if main else []      # one writer: rank 0
     tb = TimeBudget(minutes, lr, elapsed=elapsed) if minutes else None
     try:
-        if tb is not None:
-            with lazy_epoch_bar(learn): learn.fit(10**9, lr, cbs=[tb] + cbs, start_epoch=start)
-        elif start < epochs: learn.fit_one_cycle(epochs, lr, start_epoch=start, cbs=cbs)
+        with ddp(learn):                   # several processes (torchrun): DDP, each its shard; a no-op otherwise
+            if tb is not None:
+                with lazy_epoch_bar(learn): learn.fit(10**9, lr, cbs=[tb] + cbs, start_epoch=start)
+            elif start < epochs: learn.fit_one_cycle(epochs, lr, start_epoch=start, cbs=cbs)
     except KeyboardInterrupt:      # the current weights, marked with the last completed epoch: resume reruns the interrupted one
-        save_checkpoint(learn, ck, saver.completed if saver.completed is not None else start - 1, extra_cbs=[tb] if tb else [])
+        if main: save_checkpoint(learn, ck, saver.completed if saver.completed is not None else start - 1, extra_cbs=[tb] if tb else [])
         raise
-    save_checkpoint(learn, ck, (epochs - 1) if tb is None else learn.epoch, extra_cbs=[tb] if tb else [])   # final weights (after EMA)
+    if main: save_checkpoint(learn, ck, (epochs - 1) if tb is None else learn.epoch, extra_cbs=[tb] if tb else [])   # final weights (after EMA)
+    distrib_barrier()
 
 # %% ../nbs/09_training.ipynb #d20d359a
 def _phase_learner(spec, dls, model, scale, phase, pretrained, path):
@@ -470,24 +526,35 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     if not resume: _check_no_run(out, overwrite)
     if resume and state.get('config', {}).get('arch') not in (None, arch):
         raise SRWorkError(f"{out}: holds a {state['config']['arch']} run, not {arch}")
+    joined = dist.is_available() and dist.is_initialized()
+    device = setup_distributed()          # several processes (torchrun): join their group; None in a single process
+    if device is not None:
+        if 'gan' in spec.phases:
+            raise SRWorkError(f"{arch}'s GAN phase does not train on several processes yet (its discriminator is stepped outside "
+                              "DDP): train it in one process")
+        if schedule != 'one-cycle': raise SRWorkError(f"--schedule {schedule} does not train on several processes yet: use one-cycle")
+        quiet = quiet or not is_main_process()      # one process prints
+    main = is_main_process()
     set_seed(seed)
     dls = sr_dataloaders(files, scale=scale, patch_size=patch, bs=bs, crappifier=preset, upsample_input=spec.upsample_input,
-                         normalize=spec.normalize, valid_pct=valid_pct, valid_size=patch, seed=seed)
+                         normalize=spec.normalize, valid_pct=valid_pct, valid_size=patch, seed=seed,
+                         **({'device': device} if device is not None else {}))
     if len(dls.train) == 0:
         raise SRWorkError(f"{len(dls.train_ds)} training images with --bs {bs} make no complete batch: use a smaller --bs or more images")
     model = _build(spec, size, scale, pretrained)
     phases = list(spec.phases)
     learn = _phase_learner(spec, dls, model, scale, phases[0], pretrained, out)     # builds (and checks) the first learner
     lr = lr or spec.lr
-    # -- training --
-    if overwrite: _delete_run(out)
+    # -- training -- (files: rank 0 only, after every process has checked OUT as it was)
+    distrib_barrier()
+    if main and overwrite: _delete_run(out)
     out.mkdir(parents=True, exist_ok=True)
-    stale = clean_stale_temps(out) + clean_stale_temps(out/'models')
+    stale = (clean_stale_temps(out) + clean_stale_temps(out/'models')) if main else []
     if stale and not quiet: print(f"removed {len(stale)} temporary file(s) left by a killed run: {', '.join(f.name for f in stale[:3])}")
     config = dict(arch=arch, data=str(data), scale=scale, preset=preset, patch=patch, bs=bs, epochs=epochs, minutes=minutes,
                   lr=lr, pretrained=pretrained, size=size, valid_pct=valid_pct, seed=seed, schedule=schedule)
     state = {'config': config, 'done': state.get('done', [])}
-    _save_run_state(out, state)
+    if main: _save_run_state(out, state)
     t0 = time.time()
     for i, phase in enumerate(phases):
         if i > 0: learn = _phase_learner(spec, dls, model, scale, phase, pretrained, out)
@@ -505,11 +572,16 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
         if quiet:
             with learn.no_bar(), learn.no_logging(): _run_phase(*args)
         else: _run_phase(*args)
-        state['done'].append(phase); _save_run_state(out, state)
-        if hasattr(learn, 'gan_trainer'):
+        state['done'].append(phase)
+        if main: _save_run_state(out, state)
+        if main and hasattr(learn, 'gan_trainer'):
             import matplotlib; matplotlib.use('Agg')
             save_figure(plot_gan(learn), out/'gan_curves.png')
     # -- exports --
-    paths = dict(pkl=export_generator(learn, out/'model.pkl'), safetensors=save_model(learn, out/'model.safetensors'))
-    state.update(finished=True, seconds=round(time.time() - t0, 1)); _save_run_state(out, state)
+    if main:
+        paths = dict(pkl=export_generator(learn, out/'model.pkl'), safetensors=save_model(learn, out/'model.safetensors'))
+        state.update(finished=True, seconds=round(time.time() - t0, 1)); _save_run_state(out, state)
+    else: paths = dict(pkl=out/'model.pkl', safetensors=out/'model.safetensors')
+    distrib_barrier()                                       # the files exist when any process returns
+    if device is not None and not joined: dist.destroy_process_group()     # (a group the caller made stays)
     return dict(paths, learn=learn, dls=dls, out=out)
