@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #85418afc
 from __future__ import annotations
-import argparse, importlib, inspect, sys
+import argparse, importlib, inspect, os, sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -148,6 +148,11 @@ def build_parser(command:str=None) -> argparse.ArgumentParser:
         if name == command: sp.set_defaults(_func=add_flags(sp, cmd))
     return p
 
+def _who() -> str:
+    "`srwork`, or `srwork (rank N)` in the other processes of a torchrun launch: an error says which process hit it."
+    rank = os.environ.get('RANK', '0') if int(os.environ.get('WORLD_SIZE', '1') or 1) > 1 else '0'
+    return 'srwork' if rank == '0' else f'srwork (rank {rank})'
+
 def main(argv=None) -> int:
     "Entry point of the `srwork` program; returns the exit code."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -166,13 +171,13 @@ def main(argv=None) -> int:
         load_plugins()
         return cmd.exit_code(func(**cmd.prepare(kwargs)))
     except SRWorkError as e:
-        print(f"srwork: error: {e}", file=sys.stderr)
+        print(f"{_who()}: error: {e}", file=sys.stderr)
         return 1
     except OSError as e:            # the machine's, not srwork's: a full disk, a folder without permission, ...
-        print(f"srwork: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        print(f"{_who()}: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"srwork: {cmd.interrupted(args)}", file=sys.stderr)
+        if _who() == 'srwork': print(f"srwork: {cmd.interrupted(args)}", file=sys.stderr)   # what rank 0 saved
         return 130
 
 # %% ../nbs/90_cli.ipynb #19acc7bb

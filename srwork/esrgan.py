@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.distributed as dist
 from torch.nn.utils import spectral_norm
 
 from functools import partial
@@ -18,6 +19,7 @@ from fastai.callback.core import Callback
 from fastai.metrics import LossMetrics
 from fastai.optimizer import Adam
 from fastai.losses import MSELossFlat
+from fastai.torch_core import get_model      # the bare generator inside DDP
 
 from .core import SRWorkError, Registry
 from .data import check_sr_dls
@@ -241,6 +243,19 @@ class GeneratorLoss(nn.Module):
         return total
 
 # %% ../nbs/07_esrgan.ipynb #e4081dd5
+def _world() -> int: return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+@torch.no_grad()
+def _from_rank0(module:nn.Module):
+    "Give every process rank 0's weights and buffers (what DDP does when it wraps a module)."
+    for t in module.state_dict().values(): dist.broadcast(t, 0)
+
+@torch.no_grad()
+def _average(tensors):
+    "Average `tensors` in place over the processes."
+    for t in tensors:
+        dist.all_reduce(t); t.div_(_world())
+
 class AdversarialTrainer(Callback):
     "Owns the discriminator step: after each generator step, one Adam step of D on real vs detached fake batches; under `lr_find`, D is held still."
     order, former_name = 50, 'GANTrainer'       # checkpoints of srwork 0.1 stored its state under its former name
@@ -261,6 +276,7 @@ class AdversarialTrainer(Callback):
         self._to_device()
         self._make_opt()
         self.finding = hasattr(self.learn, 'lr_finder')     # fastai's lr_find: probe G's rates against a fixed D
+        if _world() > 1: _from_rank0(self.D)                # several processes: one discriminator
 
     def before_train(self): self.D.train(not self.finding)      # under lr_find D is a fixed function: BN statistics too
     def before_validate(self): self.D.eval()
@@ -275,7 +291,10 @@ class AdversarialTrainer(Callback):
         for g in self.d_opt.param_groups: g['lr'] = self.opt.hypers[-1]['lr'] * self.d_lr_mult
         real_logits, fake_logits = D(real), D(fake)
         d_loss = self.gan.d_loss(real_logits, fake_logits)
-        self.d_opt.zero_grad(); d_loss.backward(); self.d_opt.step()
+        self.d_opt.zero_grad(); d_loss.backward()
+        if _world() > 1: _average([p.grad for p in D.parameters() if p.grad is not None])   # DDP's all-reduce, by hand
+        self.d_opt.step()
+        if _world() > 1: _average([b for b in D.buffers() if b.is_floating_point()])       # BN statistics alike
         D.requires_grad_(False)
         lf = self.learn.loss_func
         self.history.append(dict(iter=len(self.history), g_loss=float(self.learn.loss.detach()), g_pixel=float(lf.g_pixel),
@@ -300,29 +319,31 @@ class GeneratorEMA(Callback):
     order = 60
     def __init__(self, decay:float=0.999, apply_at_end:bool=True):
         self.decay, self.apply_at_end, self.ema, self._backup = decay, apply_at_end, None, None
+    @property
+    def generator(self) -> nn.Module: return get_model(self.learn.model)     # not DDP's wrapper: its names start with module.
     def _init(self):
-        if self.ema is None: self.ema = {k: v.detach().clone().float() for k, v in self.learn.model.state_dict().items()}
+        if self.ema is None: self.ema = {k: v.detach().clone().float() for k, v in self.generator.state_dict().items()}
     def before_fit(self):
         if hasattr(self.learn, 'lr_finder'): self.run = False; return   # lr_find's exploding rates must not reach the average
         self._init()
     @torch.no_grad()
     def after_step(self):
-        for k, v in self.learn.model.state_dict().items():
+        for k, v in self.generator.state_dict().items():
             e = self.ema[k].to(v.device)
             if v.is_floating_point(): e.mul_(self.decay).add_(v.float(), alpha=1 - self.decay)
             else: e.copy_(v)
             self.ema[k] = e
     def before_validate(self):
-        self._backup = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
-        self.learn.model.load_state_dict({k: v.to(self._backup[k].dtype) for k, v in self.ema.items()})
+        self._backup = {k: v.detach().clone() for k, v in self.generator.state_dict().items()}
+        self.generator.load_state_dict({k: v.to(self._backup[k].dtype) for k, v in self.ema.items()})
     def after_validate(self):
-        if self._backup is not None: self.learn.model.load_state_dict(self._backup); self._backup = None
+        if self._backup is not None: self.generator.load_state_dict(self._backup); self._backup = None
     def after_fit(self):
         if self.apply_at_end: self.apply()
     def apply(self):
         "Copy the averaged weights into the model."
-        sd = self.learn.model.state_dict()
-        self.learn.model.load_state_dict({k: v.to(sd[k].dtype) for k, v in self.ema.items()})
+        sd = self.generator.state_dict()
+        self.generator.load_state_dict({k: v.to(sd[k].dtype) for k, v in self.ema.items()})
     def checkpoint_state(self) -> dict: return dict(ema=self.ema)
     def load_checkpoint_state(self, state:dict): self.ema = state['ema']
 

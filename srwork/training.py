@@ -236,7 +236,8 @@ def _accelerate():
 def setup_distributed():
     "Join the process group that torchrun / accelerate launch describe (gloo on CPU, NCCL on GPU); returns this process's device, None when not distributed."
     if not is_distributed(): return None
-    return _accelerate().PartialState(cpu=not torch.cuda.is_available()).device
+    device = _accelerate().PartialState(cpu=not torch.cuda.is_available()).device
+    return torch.device('cpu') if device.type == 'cpu' else device
 
 # %% ../nbs/09_training.ipynb #5454cfbd
 def _collective_device() -> str: return 'cuda' if dist.get_backend() == 'nccl' else 'cpu'
@@ -529,9 +530,6 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     joined = dist.is_available() and dist.is_initialized()
     device = setup_distributed()          # several processes (torchrun): join their group; None in a single process
     if device is not None:
-        if 'gan' in spec.phases:
-            raise SRWorkError(f"{arch}'s GAN phase does not train on several processes yet (its discriminator is stepped outside "
-                              "DDP): train it in one process")
         if schedule != 'one-cycle': raise SRWorkError(f"--schedule {schedule} does not train on several processes yet: use one-cycle")
         quiet = quiet or not is_main_process()      # one process prints
     main = is_main_process()

@@ -64,11 +64,67 @@ def test_ddp_keeps_the_processes_weights_identical(data, tmp_path):
         with learn.no_bar(), learn.no_logging(), ddp(learn): learn.fit(2, 1e-3)
         after = torch.cat([p.detach().flatten() for p in learn.model.parameters()])
         digest = hashlib.sha256(after.numpy().tobytes()).hexdigest()
-        print(f"rank {{rank_distrib()}} {{digest}} {{float((after - before).abs().max())}}", flush=True)
+        open(f'rank{{rank_distrib()}}.txt', 'w').write(f"rank {{rank_distrib()}} {{digest}} {{float((after - before).abs().max())}}")
     '''))
     r = torchrun(script, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    lines = sorted(l.split() for l in r.stdout.splitlines() if l.startswith('rank '))
-    assert [l[1] for l in lines] == ['0', '1'], r.stdout
+    lines = [(tmp_path/f'rank{i}.txt').read_text().split() for i in (0, 1)]       # (one file each: their prints interleave)
+    assert [l[1] for l in lines] == ['0', '1']
     assert lines[0][2] == lines[1][2]                                   # identical weights
     assert float(lines[0][3]) > 1e-4                                     # and they trained
+
+
+def test_gan_phase_keeps_generator_discriminator_and_ema_identical(data, tmp_path):
+    "ESRGAN's GAN phase under `ddp`: G (DDP), D (rank 0's start, averaged gradients) and the EMA agree after several steps."
+    script = tmp_path/'gan.py'
+    script.write_text(textwrap.dedent(f'''
+        import hashlib, torch
+        from srwork.core import set_seed
+        from srwork.data import sr_dataloaders
+        from srwork.esrgan import esrgan_learner
+        from srwork.training import ddp, setup_distributed, rank_distrib
+        def digest(ts): return hashlib.sha256(torch.cat([t.detach().float().flatten() for t in ts]).numpy().tobytes()).hexdigest()[:16]
+        setup_distributed()
+        set_seed(rank_distrib())                   # different initial G and D in each process
+        dls = sr_dataloaders({str(data)!r}, scale=2, patch_size=32, bs=2, num_workers=0, valid_pct=0.2)
+        learn = esrgan_learner(dls, 2, 'gan', num_feat=8, num_block=1, num_grow_ch=4, pretrained=False, ema=0.9)
+        D = learn.gan_trainer.D
+        d0 = digest(D.parameters())
+        with learn.no_bar(), learn.no_logging(), ddp(learn): learn.fit(2, 1e-4)
+        ema = [cb for cb in learn.cbs if type(cb).__name__ == 'GeneratorEMA'][0]
+        open(f'rank{{rank_distrib()}}.txt', 'w').write(' '.join(map(str, ['rank', rank_distrib(), digest(learn.model.parameters()),
+            digest(D.parameters()), digest(D.buffers()), digest(ema.ema.values()), d0, len(learn.gan_trainer.history)])))
+    '''))
+    r = torchrun(script, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r0, r1 = [(tmp_path/f'rank{i}.txt').read_text().split() for i in (0, 1)]
+    assert (r0[1], r1[1]) == ('0', '1') and r0[2:6] == r1[2:6], (r0, r1)   # G, D, D's BN statistics, EMA: identical
+    assert r0[6] != r1[6] and r0[3] != r0[6]                 # D started different in each process, and it trained
+    assert r0[7] == r1[7] and int(r0[7]) > 0                 # the same number of D steps
+
+
+def test_ctrl_c_then_resume(data, tmp_path):
+    "Ctrl-C reaches torchrun and both processes (one process group, as from a terminal): rank 0 saves, says so once; --resume finishes every epoch once."
+    import signal, time, torch
+    out = tmp_path/'run'
+    args = TORCHRUN + ['-m', 'srwork', 'train', '--arch', 'edsr', '--data', str(data), '--scale', '2', '--patch', '48', '--bs', '2',
+                       '--epochs', '12', '--size', 'small', '-o', str(out)]
+    def terminal(): os.setsid(); signal.signal(signal.SIGINT, signal.SIG_DFL)
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=terminal,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    t0 = time.time()
+    while not (out/'checkpoint_train.pth').exists():
+        assert p.poll() is None, p.communicate()[1][-2000:]
+        assert time.time() - t0 < 240
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode != 0 and err.count('srwork: interrupted: checkpoint saved') == 1, err[-2000:]
+    assert not (out/'model.safetensors').exists()
+    assert 0 <= torch.load(out/'checkpoint_train.pth', weights_only=False)['epoch'] < 11
+    r = torchrun(*args[len(TORCHRUN):], '--resume', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = (out/'history_train.csv').read_text().splitlines()[1:]
+    assert [l.split(',')[0] for l in rows] == [str(i) for i in range(12)], rows
+    assert (out/'model.safetensors').is_file()
