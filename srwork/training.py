@@ -15,7 +15,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.progress import ProgressCallback
 from fastprogress.fastprogress import master_bar
-from fastcore.basics import noop, patch
+from fastcore.basics import noop
 from fastai.torch_core import get_model        # the bare model inside DDP
 from fastai.metrics import LossMetric
 from fastai.losses import L1LossFlat
@@ -214,8 +214,6 @@ def export_generator(learn:Learner, fname='export.pkl') -> Path:
 
 # %% ../nbs/09_training.ipynb #f5027a63
 import torch.distributed as dist
-import fastai.distributed                 # Learner.distrib_ctx
-from fastai.distributed import DistributedDL
 from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 
 def is_distributed() -> bool:
@@ -227,10 +225,13 @@ def is_main_process() -> bool:
     return rank_distrib() == 0
 
 def _accelerate():
+    "accelerate, with fastai's distributed engine loaded and patched (`_broadcast`); imported only when needed: fastai.distributed fails to import without accelerate."
     try: import accelerate
     except ImportError:
         raise SRWorkError("training on several processes uses fastai's distributed engine, which needs accelerate: "
                           "pip install 'srwork[distributed]'") from None
+    from fastai.distributed import DistributedDL     # also adds Learner.distrib_ctx
+    DistributedDL._broadcast = _broadcast
     return accelerate
 
 def setup_distributed():
@@ -242,8 +243,7 @@ def setup_distributed():
 # %% ../nbs/09_training.ipynb #5454cfbd
 def _collective_device() -> str: return 'cuda' if dist.get_backend() == 'nccl' else 'cpu'
 
-@patch
-def _broadcast(self:DistributedDL, t, rank):
+def _broadcast(self, t, rank):
     "Broadcast the list `t` from `rank` on the process group's own device (fastai's sends it through CUDA, which gloo can't)."
     t = torch.tensor(t, dtype=torch.long, device=_collective_device())
     dist.broadcast(t, rank)

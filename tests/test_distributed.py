@@ -128,3 +128,15 @@ def test_ctrl_c_then_resume(data, tmp_path):
     rows = (out/'history_train.csv').read_text().splitlines()[1:]
     assert [l.split(',')[0] for l in rows] == [str(i) for i in range(12)], rows
     assert (out/'model.safetensors').is_file()
+
+
+def test_srwork_works_without_accelerate_and_names_the_extra_when_needed(tmp_path):
+    "fastai.distributed fails to import without accelerate: srwork loads it only for several processes."
+    code = ("import sys; sys.modules['accelerate'] = None\n"
+            "import srwork.cli, srwork.training as t\n"
+            "t.num_distrib = lambda: 2\n"                      # as in a torchrun process
+            "try: t.setup_distributed()\n"
+            "except t.SRWorkError as e: print(e)\n")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "needs accelerate: pip install 'srwork[distributed]'" in r.stdout
