@@ -535,8 +535,7 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     main = is_main_process()
     set_seed(seed)
     dls = sr_dataloaders(files, scale=scale, patch_size=patch, bs=bs, crappifier=preset, upsample_input=spec.upsample_input,
-                         normalize=spec.normalize, valid_pct=valid_pct, valid_size=patch, seed=seed,
-                         **({'device': device} if device is not None else {}))
+                         normalize=spec.normalize, valid_pct=valid_pct, valid_size=patch, seed=seed, device=device)
     if len(dls.train) == 0:
         raise SRWorkError(f"{len(dls.train_ds)} training images with --bs {bs} make no complete batch: use a smaller --bs or more images")
     model = _build(spec, size, scale, pretrained)
