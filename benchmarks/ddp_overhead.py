@@ -72,7 +72,7 @@ def main():
     for n in (1, 2):
         cfg = dict(arch=a.arch, size=a.size, scale=a.scale, patch=a.patch, bs=a.bs // n, iters=a.iters, warmup=a.warmup,
                    data=str(data), out=str(work/f'out{n}'))
-        env = dict(os.environ, OMP_NUM_THREADS=str(max(a.threads // n, 1)))
+        env = dict(os.environ, OMP_NUM_THREADS=str(max(a.threads // n, 1)), TMPDIR=str(work))   # (torchrun's log folder too)
         r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(n),
                             str(script), json.dumps(cfg)], capture_output=True, text=True, env=env, timeout=1800)
         line = next((l for l in r.stdout.splitlines() if l.startswith('RESULT')), None)

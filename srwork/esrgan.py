@@ -328,6 +328,7 @@ class GeneratorEMA(Callback):
         self._init()
     @torch.no_grad()
     def after_step(self):
+        if _world() > 1: _average([b for b in self.generator.buffers() if b.is_floating_point()])   # a BN generator (SRGAN's): one set of statistics, as D's
         for k, v in self.generator.state_dict().items():
             e = self.ema[k].to(v.device)
             if v.is_floating_point(): e.mul_(self.decay).add_(v.float(), alpha=1 - self.decay)

@@ -92,6 +92,7 @@ class SRMetric(Metric):
         stats = norm_stats(getattr(learn, 'dls', None))
         pred, targ = denormalize(learn.pred.detach(), stats), denormalize(learn.y.detach(), stats)
         v = self.func(pred.float(), targ.float(), crop_border=self.scale, y_channel=self.y_channel)
+        v = learn.to_detach(v) if hasattr(learn, 'to_detach') else v.cpu()   # several processes: every shard's images, once
         self.total += float(v.sum()); self.count += len(v)
     @property
     def value(self): return self.total / self.count if self.count else None

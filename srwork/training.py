@@ -31,8 +31,8 @@ from .esrgan import plot_gan
 __all__ = ['SCHEDULES', 'RUN_FILES', 'Stage', 'in_test', 'course_v3_stages', 'progressive_stages', 'group_lrs',
            'trainable_groups', 'progressive_state', 'fit_progressive', 'save_checkpoint', 'EpochCheckpoint',
            'resume_checkpoint', 'lean_pickle', 'export_generator', 'is_distributed', 'is_main_process',
-           'setup_distributed', 'agreed', 'ddp', 'TimeBudget', 'BudgetProgress', 'lazy_epoch_bar', 'fit_budget',
-           'schedule_stages', 'save_figure', 'HistoryCSV', 'plot_curves', 'CurvesPlot', 'train']
+           'setup_distributed', 'agreed', 'ShardedAvgLoss', 'ddp', 'TimeBudget', 'BudgetProgress', 'lazy_epoch_bar',
+           'fit_budget', 'schedule_stages', 'save_figure', 'HistoryCSV', 'plot_curves', 'CurvesPlot', 'train']
 
 # %% ../nbs/09_training.ipynb #a1e92b26
 @dataclass
@@ -115,8 +115,10 @@ def progressive_state(learn:Learner, name:str='progressive') -> dict|None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 # %% ../nbs/09_training.ipynb #f0c50849
+from fastai.torch_core import rank_distrib
+
 def fit_progressive(learn:Learner, stages, name:str='progressive', resume:bool=True, cbs=None, on_stage=None) -> Learner:
-    "Run `stages` in order: rebuild loaders, freeze/unfreeze, `fit_one_cycle`, checkpoint; resumes after the last completed stage."
+    "Run `stages` in order: rebuild loaders, freeze/unfreeze, `fit_one_cycle`, checkpoint; resumes after the last completed stage. On several processes call it inside `ddp(learn)`: rank 0 writes."
     stages = [s if isinstance(s, Stage) else Stage(**s) for s in stages]
     if not stages: raise SRWorkError("fit_progressive: no stages given")
     spec = [s.as_dict() for s in stages]
@@ -129,7 +131,7 @@ def fit_progressive(learn:Learner, stages, name:str='progressive', resume:bool=T
         last = stages[done - 1]
         learn.dls = dls_at(learn.dls, last.patch_size, last.bs, device=learn.dls.device)
         learn.load(f'{name}_stage{done - 1}', with_opt=True)
-        print(f"resuming {name!r} after stage {done} of {len(stages)} (checkpoint {name}_stage{done - 1})")
+        if not rank_distrib(): print(f"resuming {name!r} after stage {done} of {len(stages)} (checkpoint {name}_stage{done - 1})")
     history = state['history'] if state else []
     for i, st in enumerate(stages):
         if i < done: continue
@@ -144,8 +146,9 @@ def fit_progressive(learn:Learner, stages, name:str='progressive', resume:bool=T
         history.append(dict(stage=i, name=st.name, seconds=round(time.perf_counter() - t0, 1), input_size=list(info.seen[0]) if info.seen else None,
                             train_loss=float(learn.recorder.losses[-1]) if learn.recorder.losses else None,
                             metrics=dict(zip(learn.recorder.metric_names[2:-1], [float(v) for v in vals[1:]]))))
-        atomic_write_bytes(_state_path(learn, name), json.dumps(dict(stages=spec, completed=i + 1, checkpoints=[f'{name}_stage{j}' for j in range(i + 1)],
-                                                                    history=history), indent=1).encode())
+        if not rank_distrib():        # one writer (`learn.save` too); `learn.load` waits for it
+            atomic_write_bytes(_state_path(learn, name), json.dumps(dict(stages=spec, completed=i + 1, checkpoints=[f'{name}_stage{j}' for j in range(i + 1)],
+                                                                        history=history), indent=1).encode())
         if on_stage is not None: on_stage(i, st, learn)
     return learn
 
@@ -241,6 +244,9 @@ def setup_distributed():
     return torch.device('cpu') if device.type == 'cpu' else device
 
 # %% ../nbs/09_training.ipynb #5454cfbd
+from fastai.learner import AvgLoss
+from fastai.torch_core import find_bs
+
 def _collective_device() -> str: return 'cuda' if dist.get_backend() == 'nccl' else 'cpu'
 
 def _broadcast(self, t, rank):
@@ -256,13 +262,32 @@ def agreed(value:float) -> float:
     dist.broadcast(t, 0)
     return float(t.item())
 
+class ShardedAvgLoss(AvgLoss):
+    "The validation loss of the whole set on several processes: each batch's loss weighted by its real items (not the copies `DistributedDL` pads the last shard with), summed over processes."
+    def accumulate(self, learn):
+        dl, bs = learn.dl, find_bs(learn.yb)
+        real = bs
+        if all(hasattr(dl, a) for a in ('i', 'n', 'n_padded', 'rank', 'world_size')):
+            first = dl.rank * dl.n_padded // dl.world_size + dl.i - bs    # this batch's first item in the padded order
+            real = max(0, min(bs, dl.n - first))
+        if real == bs: loss = learn.loss.mean()
+        elif real: loss = learn.loss_func(learn.pred[:real], *[y[:real] for y in learn.yb]).mean()   # the batch without its copies
+        else: loss = learn.loss.new_zeros(())
+        t = torch.stack([loss.detach().float() * real, loss.new_tensor(float(real))])
+        if dist.is_available() and dist.is_initialized(): t = t.to(_collective_device()); dist.all_reduce(t)
+        self.total += float(t[0]); self.count += float(t[1])
+
 @contextmanager
 def ddp(learn:Learner):
     "Within: `learn` trains as one process of a torchrun / accelerate launch run (fastai's `distrib_ctx`); a plain context in a single process."
     if not is_distributed(): yield learn; return
     _accelerate()
     gpu = torch.cuda.is_available()
-    with learn.distrib_ctx(sync_bn=gpu, cpu=not gpu): yield learn
+    with learn.distrib_ctx(sync_bn=gpu, cpu=not gpu):
+        rec = learn.recorder.__dict__          # (not setattr: a callback's setattr warns of the learner's own `loss`)
+        own, rec['loss'] = rec['loss'], ShardedAvgLoss()    # fastai's averages the processes' batch means, copies included
+        try: yield learn
+        finally: rec['loss'] = own
 
 # %% ../nbs/09_training.ipynb #c9702264
 class TimeBudget(Callback):
@@ -425,14 +450,16 @@ def _trim_history(hist:Path, keep:int):
 def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet, stages=None):
     "Train one phase: one-cycle with per-epoch checkpoints, a time budget, or `stages` with `fit_progressive`; on Ctrl-C save and re-raise."
     ck, hist = out/f'checkpoint_{phase}.pth', out/f'history_{phase}.csv'
+    main = is_main_process()
     if stages:                            # per-stage checkpoints and resume: fit_progressive's, under OUT/models
         done = (progressive_state(learn, f'{phase}_stages') or {}).get('completed', 0) if resume else 0
-        _trim_history(hist, sum(Stage.from_dict(s).epochs if isinstance(s, dict) else s.epochs for s in stages[:done]))
-        fit_progressive(learn, stages, name=f'{phase}_stages', resume=resume, cbs=[HistoryCSV(hist), CurvesPlot(out, phases)])
-        save_checkpoint(learn, ck, -1)
+        if main: _trim_history(hist, sum(Stage.from_dict(s).epochs if isinstance(s, dict) else s.epochs for s in stages[:done]))
+        with ddp(learn):                  # each stage's fit wraps the model in DDP anew (after its freeze/unfreeze)
+            fit_progressive(learn, stages, name=f'{phase}_stages', resume=resume, cbs=[HistoryCSV(hist), CurvesPlot(out, phases)] if main else [])
+        if main: save_checkpoint(learn, ck, -1)
+        distrib_barrier()
         return
     start, elapsed = 0, 0.
-    main = is_main_process()
     if resume and ck.is_file():
         start = resume_checkpoint(learn, ck)
         elapsed = torch.load(ck, map_location='cpu', weights_only=False).get('extra', {}).get('TimeBudget', {}).get('elapsed', 0.)
@@ -530,7 +557,6 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     joined = dist.is_available() and dist.is_initialized()
     device = setup_distributed()          # several processes (torchrun): join their group; None in a single process
     if device is not None:
-        if schedule != 'one-cycle': raise SRWorkError(f"--schedule {schedule} does not train on several processes yet: use one-cycle")
         quiet = quiet or not is_main_process()      # one process prints
     main = is_main_process()
     set_seed(seed)

@@ -163,7 +163,7 @@ def test_a_resumed_time_budget_logs_each_epoch_once(data, tmp_path):
 
 
 # ---------------------------------------------------------------- bad numbers: refused up front, one line, nothing written
-def test_bad_numbers_are_refused_before_any_work(model, data, tmp_path):
+def test_bad_numbers_are_refused_before_any_work(model, data, tmp_path, srwork_refusals):
     import torch
     img = png(tmp_path/'in'/'a.png', 0)
     upscale_cases = {'--tile must be a whole number at least 0, not -5': ['--tile', -5],
@@ -182,15 +182,12 @@ def test_bad_numbers_are_refused_before_any_work(model, data, tmp_path):
         runs.append((msg, tmp_path/f'up{i}', ['upscale', img, '-m', model, '-o', tmp_path/f'up{i}', *args]))
     for i, (msg, args) in enumerate(train_cases.items()):
         runs.append((msg, tmp_path/f'tr{i}', ['train', '--arch', 'edsr', '--data', data, '--scale', 2, *args, '-o', tmp_path/f'tr{i}']))
-    procs = [subprocess.Popen(SRWORK + [str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _, _, argv in runs]                                   # side by side: each is a fresh process
     before = checksums(tmp_path/'in')
-    for (msg, out, _), p in zip(runs, procs):
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 1, (msg, err)
+    for (msg, _, _), (rc, err, written) in zip(runs, srwork_refusals([(argv, out) for _, out, argv in runs])):
+        assert rc == 1, (msg, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"srwork: error: {msg}"), (msg, err)
-        assert not out.exists(), msg
+        assert not written, msg
     assert checksums(tmp_path/'in') == before
 
 

@@ -88,7 +88,7 @@ def test_interrupt_then_resume(data, tmp_path):
     assert torch.load(out/'checkpoint_train.pth', weights_only=False)['epoch'] == 24
 
 
-def test_bad_input_one_line_errors_and_nothing_written(data, tmp_path):
+def test_bad_input_one_line_errors_and_nothing_written(data, tmp_path, srwork_refusals):
     empty = tmp_path/'empty'; empty.mkdir()
     broken = tmp_path/'broken'; broken.mkdir()
     for f in sorted(data.iterdir())[:3]: (broken/f.name).write_bytes(f.read_bytes())
@@ -102,15 +102,12 @@ def test_bad_input_one_line_errors_and_nothing_written(data, tmp_path):
         "unknown crappifier preset 'blurry'": ['--arch', 'edsr', '--data', data, '--preset', 'blurry'],
         'nothing to resume': ['--arch', 'edsr', '--data', data, '--resume'],
     }
-    outs = [tmp_path/f'out{i}' for i in range(len(cases))]
-    runs = [subprocess.Popen(SRWORK + [str(a) for a in ['train', *args, '--scale', 2, '-o', out]], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for out, args in zip(outs, cases.values())]   # side by side
-    for msg, out, p in zip(cases, outs, runs):
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 1, (msg, err)
+    runs = [(['train', *args, '--scale', 2, '-o', tmp_path/f'out{i}'], tmp_path/f'out{i}') for i, args in enumerate(cases.values())]
+    for msg, (rc, err, written) in zip(cases, srwork_refusals(runs)):
+        assert rc == 1, (msg, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith('srwork: error:') and msg in lines[0], (msg, err)
-        assert not out.exists(), msg
+        assert not written, msg
 
 
 def test_train_for_minutes_records_the_budget_spent(data, tmp_path):
