@@ -92,6 +92,12 @@ COMMANDS.register('train', Command('srwork.benchmark.train_and_evaluate',
     "Train a learner (unet, edsr, srresnet, esrgan, srgan) on a folder of HR images; checkpoints, resume, exports.",
     {'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},
     interrupted=lambda a: _train_interrupted(Path(a.out), a.schedule)))
+COMMANDS.register('export-web', Command('srwork.web.export_web',
+    "Export a model as a static web page that upscales images in the browser (onnxruntime-web; offline once served).",
+    {'model': dict(positional=True), 'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])}))
+COMMANDS.register('serve-web', Command('srwork.web.serve_web',
+    "Serve a folder from export-web on this machine (with the headers that let the page use several threads).",
+    {'folder': dict(positional=True)}, exit_code=lambda rc: rc))
 
 # %% ../nbs/90_cli.ipynb #c4ba4f34
 _TYPES = {'int': int, 'float': float, 'str': str}

@@ -1,0 +1,235 @@
+"""The browser page of `srwork export-web`: its JavaScript against srwork's Python (in Node), and the exported page in
+headless Chromium against `srwork upscale`. Needs Node (with npm, which fetches onnxruntime-web once) and Debian's
+chromium; CI installs them and sets SRWORK_REQUIRE_BROWSER=1, so there a missing one fails instead of skipping."""
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srwork.core import sample_images
+
+REQUIRED = bool(os.environ.get('SRWORK_REQUIRE_BROWSER'))
+
+
+def need(tool:str, found):
+    if not found:
+        if REQUIRED: pytest.fail(f"{tool} is missing, and SRWORK_REQUIRE_BROWSER is set")
+        pytest.skip(f"{tool} is not installed here (CI installs it)")
+    return found
+
+
+# ---------------------------------------------------------------- the page's JavaScript in Node, against srwork's Python
+def run_js(tmp_path, code:str):
+    "Run the page's reading, PNG and tiling code followed by `code` in Node; what it prints, as JSON."
+    from srwork.web import WEB_JS_PNG, WEB_JS_READ, WEB_JS_UPSCALE
+    node = need('node', shutil.which('node'))
+    script = tmp_path/'harness.mjs'
+    script.write_text(WEB_JS_PNG + WEB_JS_READ + WEB_JS_UPSCALE + "\nconst {readFileSync, writeFileSync} = await import('node:fs');\n" + code)
+    r = subprocess.run([node, script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout)
+
+
+def test_tile_windows_and_padding_are_pythons(tmp_path):
+    "The page's tileWindows and padToMultiple are srwork.inference.tile_windows and srwork.models.pad_to_multiple."
+    import torch
+    from srwork.inference import tile_windows
+    from srwork.models import pad_to_multiple
+    cases = [(n, t, p, a) for n in (1, 7, 16, 33, 200, 300, 517) for t in (8, 32, 64, 256) for p in (0, 3, 12) for a in (1, 4, 16)
+             if n % a == 0]
+    got = run_js(tmp_path, f"console.log(JSON.stringify({json.dumps(cases)}.map(([n, t, p, a]) => tileWindows(n, t, p, a))));")
+    assert got == [[list(w) for w in tile_windows(*c)] for c in cases]
+    for h, w, m in ((5, 7, 4), (2, 3, 4), (13, 9, 8), (16, 16, 16)):          # reflect, replicate for tiny images, nothing
+        x = torch.rand(1, 3, h, w)
+        js = run_js(tmp_path, f"const r = padToMultiple({{width: {w}, height: {h}, rgb: Float32Array.from({json.dumps(x.flatten().tolist())})}}, {m});"
+                              "console.log(JSON.stringify([r.height, r.width, Array.from(r.rgb)]));")
+        ref = pad_to_multiple(x, m)
+        assert js[:2] == list(ref.shape[-2:]) and np.allclose(js[2], ref.flatten().numpy(), atol=0)
+
+
+def png_cases(folder:Path) -> dict:
+    "PNGs of every colour type and depth Pillow writes: grey 1/4/8/16 bits, grey+alpha, RGB, RGB 16 bits, RGBA, palette with transparency, grey and RGB with a transparent colour."
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (9, 13, 4), dtype=np.uint8)
+    cases = {'grey8': Image.fromarray(rgba[..., 0]), 'rgb': Image.fromarray(rgba[..., :3]), 'rgba': Image.fromarray(rgba),
+             'la': Image.fromarray(rgba[..., :2]), 'grey1': Image.fromarray(rgba[..., 0] > 127),
+             'grey16': Image.fromarray(rng.integers(0, 65536, (9, 13)).astype(np.uint16)),
+             'palette_trns': Image.fromarray(rgba[..., :3]).quantize(16)}
+    cases['palette_trns'].info['transparency'] = bytes(range(0, 256, 16))
+    files = {}
+    for k, im in cases.items():
+        files[k] = folder/f'{k}.png'; im.save(files[k], **({'transparency': im.info['transparency']} if 'transparency' in im.info else {}))
+    grey4 = folder/'grey4.png'
+    Image.fromarray((rgba[..., 0] >> 4) * 17).convert('L').save(grey4, bits=4); files['grey4'] = grey4
+    files['grey_key'] = folder/'grey_key.png'; Image.fromarray(rgba[..., 0]).save(files['grey_key'], transparency=int(rgba[0, 0, 0]))
+    files['rgb_key'] = folder/'rgb_key.png'; Image.fromarray(rgba[..., :3]).save(files['rgb_key'], transparency=tuple(int(v) for v in rgba[0, 0, :3]))
+    files['rgb16'] = folder/'rgb16.png'
+    import cv2                                                    # (Pillow writes no 16-bit RGB)
+    cv2.imwrite(str(files['rgb16']), rng.integers(0, 65536, (9, 13, 3)).astype(np.uint16))
+    return files
+
+
+def test_png_reader_reads_every_kind_as_srwork_does(tmp_path):
+    "decodePNG gives srwork.core.load_image's values (colour, alpha, grey) for every colour type and bit depth."
+    import torch
+    from srwork.core import load_image
+    files = png_cases(tmp_path)
+    js = run_js(tmp_path, f"""const out = {{}};
+        for (const [k, f] of Object.entries({json.dumps({k: str(v) for k, v in files.items()})})) {{
+          const im = await decodePNG(new Uint8Array(readFileSync(f)), k, 1e9);
+          out[k] = [im.width, im.height, Array.from(im.rgb), im.alpha ? Array.from(im.alpha) : null, im.grey];
+        }}
+        console.log(JSON.stringify(out));""")
+    for k, f in files.items():
+        img = load_image(f)
+        w, h, rgb, alpha, grey = js[k]
+        assert (h, w) == tuple(img.shape[-2:]), k
+        assert np.abs(np.array(rgb) - img.as_subclass(torch.Tensor).numpy().ravel()).max() < 1e-6, k
+        ref_alpha = None if img.meta.alpha is None else img.meta.alpha.numpy().ravel()
+        assert (alpha is None) == (ref_alpha is None), k
+        if ref_alpha is not None: assert np.abs(np.array(alpha) - ref_alpha).max() < 1e-6, k
+        assert grey == img.meta.grey, k
+
+
+def test_png_writer_round_trips_through_pillow(tmp_path):
+    "encodePNG's files read back in Pillow as the pixels given, for 1-4 channels."
+    rng = np.random.default_rng(1)
+    arrays = {c: rng.integers(0, 256, (7, 11, c), dtype=np.uint8) for c in (1, 2, 3, 4)}
+    run_js(tmp_path, f"""for (const [c, a] of Object.entries({json.dumps({c: a.ravel().tolist() for c, a in arrays.items()})})) {{
+          const blob = await encodePNG(Uint8Array.from(a), 11, 7, Number(c));
+          writeFileSync(`out${{c}}.png`, new Uint8Array(await blob.arrayBuffer()));
+        }}
+        console.log('[]');""")
+    for c, a in arrays.items():
+        got = np.asarray(Image.open(tmp_path/f'out{c}.png'))
+        assert np.array_equal(got.reshape(a.shape), a), c
+        assert Image.open(tmp_path/f'out{c}.png').mode == {1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}[c]
+
+
+# ---------------------------------------------------------------- the exported page in headless Chromium
+@pytest.fixture(scope='module')
+def browser():
+    from srwork.web import HeadlessChromium, find_chromium
+    need('chromium', find_chromium())
+    with HeadlessChromium() as b: yield b
+
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory):
+    "A 300x200 photo, the same with a graded alpha channel, a grey one, and broken files."
+    d = tmp_path_factory.mktemp('photos')
+    photo = Image.open(sample_images(d/'samples')/'chelsea.png').convert('RGB').resize((300, 200), Image.LANCZOS)
+    photo.save(d/'photo.png')
+    rgba = photo.copy(); rgba.putalpha(Image.linear_gradient('L').rotate(90).resize(photo.size)); rgba.save(d/'photo_rgba.png')
+    photo.convert('L').save(d/'photo_grey.png')
+    (d/'truncated.png').write_bytes((d/'photo.png').read_bytes()[:3000])
+    (d/'noise.jpg').write_bytes(os.urandom(5000))
+    frames = [Image.new('RGB', (20, 20), c) for c in ('red', 'blue')]
+    frames[0].save(d/'anim.gif', save_all=True, append_images=frames[1:])
+    return d
+
+
+def exported(tmp_path_factory, arch, size, scale, **kw):
+    import torch
+    from srwork.models import create_model, save_model
+    from srwork.web import export_web
+    need('npm (or a cached onnxruntime-web)', shutil.which('npm') or any((Path.home()/'.cache'/'srwork').glob('onnxruntime-web-*')))
+    import srwork.edsr, srwork.esrgan
+    d = tmp_path_factory.mktemp(f'{arch}{scale}')
+    torch.manual_seed(0)
+    model = save_model(create_model(arch, size, scale), d/f'{arch}_x{scale}.safetensors')
+    return model, export_web(model, d/'page', quiet=True, **kw)
+
+
+@pytest.fixture(scope='module')
+def edsr_page(tmp_path_factory):
+    return exported(tmp_path_factory, 'edsr', 'small', 2, int8=True, max_pixels=300 * 200)
+
+
+@pytest.fixture(scope='module')
+def rrdbnet_page(tmp_path_factory):
+    return exported(tmp_path_factory, 'esrgan', 'small', 4)
+
+
+def python_upscale(model, image, out, tile):
+    from srwork.inference import upscale_file
+    return np.asarray(Image.open(upscale_file(model, image, out, tile=tile)['dest']))
+
+
+def agree(browser_out, python_out):
+    "Fraction of values within one level, and the largest difference."
+    assert browser_out.shape == python_out.shape
+    d = np.abs(browser_out.astype(int) - python_out.astype(int))
+    return (d <= 1).mean(), int(d.max())
+
+
+@pytest.mark.parametrize('page', ['edsr_page', 'rrdbnet_page'])
+def test_the_page_equals_srwork_upscale(page, browser, photos, tmp_path, request):
+    "EDSR x2 and RRDBNet x4 on a 300x200 photo, with and without alpha: the browser's PNG is Python's to one level on >= 99.9 % of values."
+    from srwork.web import browser_upscale
+    model, exp = request.getfixturevalue(page)
+    tile = exp['config']['tile']
+    for name in ('photo.png', 'photo_rgba.png'):
+        r = browser_upscale(exp['out'], photos/name, browser=browser)
+        assert r['state'] == 'done', r['error']
+        ref = python_upscale(model, photos/name, tmp_path/name, tile)
+        share, worst = agree(r['result'], ref)
+        assert share >= 0.999 and worst <= 2, (name, share, worst)
+        assert r['result'].shape[-1] == (4 if 'rgba' in name else 3)
+        assert r['result'][..., :3].std() > 2                     # a picture, not a flat (or clipped) field
+        assert int(r['info']['tiles']) > 1                          # the 300 px side needs two tiles of 256 + context
+        assert all(u.startswith(('http://127.0.0.1', 'data:', 'blob:')) for u in r['requests']), r['requests']   # nothing from outside
+    assert r['result'][0, :, 3].max() - r['result'][-1, :, 3].min() > 200         # the alpha gradient survived
+
+
+def test_the_unet_page(browser, photos, tmp_path_factory, tmp_path):
+    "A model that takes an upsampled input: the graph holds the bicubic enlargement and the page pads to the encoder's multiple (16 at x2)."
+    from srwork.web import browser_upscale
+    import srwork.unet
+    import torch
+    from srwork.models import create_model, save_model
+    from srwork.web import export_web
+    d = tmp_path_factory.mktemp('unet')
+    torch.manual_seed(0)
+    model = save_model(create_model('unet', 'small', 2, pretrained=False), d/'unet_x2.safetensors', scale=2)
+    exp = export_web(model, d/'page', quiet=True)
+    assert (exp['config']['multiple'], exp['config']['scale']) == (16, 2)      # 300x200 is padded to 304x208
+    r = browser_upscale(exp['out'], photos/'photo_rgba.png', browser=browser)
+    assert r['state'] == 'done', r['error']
+    share, worst = agree(r['result'], python_upscale(model, photos/'photo_rgba.png', tmp_path/'u.png', exp['config']['tile']))
+    assert r['result'].shape == (400, 600, 4) and share >= 0.999 and worst <= 2, (share, worst)
+
+
+def test_variants_grey_and_errors(edsr_page, browser, photos, tmp_path):
+    "The int8 model runs; grey comes back grey; broken, unreadable, animated and oversized images give the error state naming the file."
+    from srwork.web import browser_upscale
+    model, exp = edsr_page
+    r = browser_upscale(exp['out'], photos/'photo.png', query='variant=int8', browser=browser)
+    assert r['state'] == 'done' and r['info']['variant'] == 'int8', r['error']
+    fp32 = browser_upscale(exp['out'], photos/'photo.png', browser=browser)['result']
+    assert agree(r['result'], fp32)[1] > 0 and np.abs(r['result'].astype(int) - fp32).mean() < 3     # another model, near
+    g = browser_upscale(exp['out'], photos/'photo_grey.png', browser=browser)
+    assert g['state'] == 'done' and g['result'].ndim == 2
+    share, _ = agree(g['result'], python_upscale(model, photos/'photo_grey.png', tmp_path/'grey.png', exp['config']['tile']))
+    assert share >= 0.999
+    big = tmp_path/'big.png'; Image.new('RGB', (301, 200), 'white').save(big)
+    for f, msg in (('truncated.png', 'truncated PNG'), ('noise.jpg', "unreadable image"), ('anim.gif', 'animated GIF (2 frames)'),
+                   (big, "over this page's limit of 0.1 Mpx")):
+        e = browser_upscale(exp['out'], photos/f, browser=browser)
+        assert e['state'] == 'error' and e['error'].startswith(f"{Path(f).name}: ") and msg in e['error'], e['error']
+
+
+def test_export_web_refusals(edsr_page, tmp_path, srwork_refusals):
+    "The command line: an existing folder is not replaced without --overwrite, a bad --ort or model is one line."
+    model, exp = edsr_page
+    runs = [(['export-web', model, '-o', exp['out']], tmp_path/'unused'),
+            (['export-web', model, '-o', tmp_path/'a', '--ort', tmp_path], tmp_path/'a'),
+            (['export-web', tmp_path/'missing.safetensors', '-o', tmp_path/'b'], tmp_path/'b'),
+            (['export-web', model, '-o', tmp_path/'c', '--tile', '0'], tmp_path/'c')]
+    msgs = ['exists: pass --overwrite', 'no onnxruntime-web runtime here', 'missing.safetensors', '--tile must be a whole number at least 1']
+    for msg, (rc, err, written) in zip(msgs, srwork_refusals(runs)):
+        assert rc == 1 and len(err.strip().splitlines()) == 1 and msg in err, (msg, err)
+        assert not written or msg.startswith('exists')
+    assert (exp['out']/'index.html').is_file()                       # the existing page is untouched
