@@ -26,7 +26,7 @@ WORKER = textwrap.dedent('''
     from srwork.core import set_seed
     from srwork.data import sr_dataloaders
     from srwork.models import create_model
-    from srwork.training import ddp, setup_distributed, rank_distrib, num_distrib, _phase_learner
+    from srwork.training import ddp, setup_distributed, teardown_distributed, rank_distrib, num_distrib, _phase_learner
     from srwork.models import ARCHS
     a = json.loads(sys.argv[1])
     device = setup_distributed()
@@ -51,6 +51,7 @@ WORKER = textwrap.dedent('''
     if rank_distrib() == 0:
         t = statistics.median(clock.times[a['warmup']:])
         print('RESULT', json.dumps(dict(processes=max(num_distrib(), 1), bs=a['bs'], seconds=t)), flush=True)
+    teardown_distributed()
 ''')
 
 

@@ -94,7 +94,8 @@ COMMANDS.register('train', Command('srwork.benchmark.train_and_evaluate',
     interrupted=lambda a: _train_interrupted(Path(a.out), a.schedule)))
 COMMANDS.register('export-web', Command('srwork.web.export_web',
     "Export a model as a static web page that upscales images in the browser (onnxruntime-web; offline once served).",
-    {'model': dict(positional=True), 'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])}))
+    {'model': dict(positional=True), 'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},
+    interrupted=lambda a: f"interrupted: nothing written, {a.out} is as it was"))
 COMMANDS.register('serve-web', Command('srwork.web.serve_web',
     "Serve a folder from export-web on this machine (with the headers that let the page use several threads).",
     {'folder': dict(positional=True)}, exit_code=lambda rc: rc))

@@ -31,8 +31,9 @@ from .esrgan import plot_gan
 __all__ = ['SCHEDULES', 'RUN_FILES', 'Stage', 'in_test', 'course_v3_stages', 'progressive_stages', 'group_lrs',
            'trainable_groups', 'progressive_state', 'fit_progressive', 'save_checkpoint', 'EpochCheckpoint',
            'resume_checkpoint', 'lean_pickle', 'export_generator', 'is_distributed', 'is_main_process',
-           'setup_distributed', 'agreed', 'ShardedAvgLoss', 'ddp', 'TimeBudget', 'BudgetProgress', 'lazy_epoch_bar',
-           'fit_budget', 'schedule_stages', 'save_figure', 'HistoryCSV', 'plot_curves', 'CurvesPlot', 'train']
+           'setup_distributed', 'teardown_distributed', 'agreed', 'ShardedAvgLoss', 'ddp', 'TimeBudget',
+           'BudgetProgress', 'lazy_epoch_bar', 'fit_budget', 'schedule_stages', 'save_figure', 'HistoryCSV',
+           'plot_curves', 'CurvesPlot', 'train']
 
 # %% ../nbs/09_training.ipynb #a1e92b26
 @dataclass
@@ -242,6 +243,10 @@ def setup_distributed():
     if not is_distributed(): return None
     device = _accelerate().PartialState(cpu=not torch.cuda.is_available()).device
     return torch.device('cpu') if device.type == 'cpu' else device
+
+def teardown_distributed():
+    "Leave the process group (a script's last step: a process that exits with its group alive can abort in the group's destructor)."
+    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/09_training.ipynb #5454cfbd
 from fastai.learner import AvgLoss

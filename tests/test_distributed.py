@@ -55,7 +55,7 @@ def test_ddp_keeps_the_processes_weights_identical(data, tmp_path):
         from srwork.core import set_seed
         from srwork.data import sr_dataloaders
         from srwork.edsr import edsr_learner
-        from srwork.training import ddp, setup_distributed, rank_distrib
+        from srwork.training import ddp, setup_distributed, teardown_distributed, rank_distrib
         setup_distributed()
         set_seed(rank_distrib())                   # different initial weights: DDP starts every process from rank 0's
         dls = sr_dataloaders({str(data)!r}, scale=2, patch_size=32, bs=2, num_workers=0, valid_pct=0.2)
@@ -65,6 +65,7 @@ def test_ddp_keeps_the_processes_weights_identical(data, tmp_path):
         after = torch.cat([p.detach().flatten() for p in learn.model.parameters()])
         digest = hashlib.sha256(after.numpy().tobytes()).hexdigest()
         open(f'rank{{rank_distrib()}}.txt', 'w').write(f"rank {{rank_distrib()}} {{digest}} {{float((after - before).abs().max())}}")
+        teardown_distributed()
     '''))
     r = torchrun(script, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -86,7 +87,7 @@ def test_gan_phase_keeps_generator_discriminator_and_ema_identical(data, tmp_pat
         from srwork.core import set_seed
         from srwork.data import sr_dataloaders
         from srwork.esrgan import esrgan_learner, srgan_learner
-        from srwork.training import ddp, setup_distributed, rank_distrib
+        from srwork.training import ddp, setup_distributed, teardown_distributed, rank_distrib
         def digest(ts): return hashlib.sha256(torch.cat([t.detach().float().flatten() for t in ts]).numpy().tobytes()).hexdigest()[:16]
         setup_distributed()
         set_seed(rank_distrib())                   # different initial G and D in each process
@@ -98,6 +99,7 @@ def test_gan_phase_keeps_generator_discriminator_and_ema_identical(data, tmp_pat
         ema = [cb for cb in learn.cbs if type(cb).__name__ == 'GeneratorEMA'][0]
         open(f'rank{{rank_distrib()}}.txt', 'w').write(' '.join(map(str, ['rank', rank_distrib(), digest(learn.model.state_dict().values()),
             digest(D.parameters()), digest(D.buffers()), digest(ema.ema.values()), d0, len(learn.gan_trainer.history)])))
+        teardown_distributed()
     '''))
     r = torchrun(script, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -146,7 +148,7 @@ def test_validation_of_the_whole_set_equals_a_single_process(data, tmp_path):
         from srwork.core import set_seed
         from srwork.data import sr_dataloaders
         from srwork.edsr import edsr_learner
-        from srwork.training import ddp, setup_distributed, rank_distrib
+        from srwork.training import ddp, setup_distributed, teardown_distributed, rank_distrib
         setup_distributed()
         out = {{}}
         for pct in (0.34, 0.5, 0.6):                # 3, 4 and 5 validation images: padded and even shards
@@ -155,6 +157,7 @@ def test_validation_of_the_whole_set_equals_a_single_process(data, tmp_path):
             learn = edsr_learner(dls, 2, num_feat=8, num_block=1)
             with learn.no_bar(), learn.no_logging(), ddp(learn): out[pct] = [float(v) for v in learn.validate()]
         open(sys.argv[1] + f'_rank{{rank_distrib()}}.json', 'w').write(json.dumps(out))
+        teardown_distributed()
     '''))
     one = subprocess.run([sys.executable, script, 'one'], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
@@ -191,7 +194,7 @@ def test_unet_with_the_feature_loss_stays_identical(data, tmp_path):
         from srwork.data import sr_dataloaders
         from srwork.losses import FeatureLoss
         from srwork.unet import sr_unet_learner
-        from srwork.training import ddp, setup_distributed, rank_distrib
+        from srwork.training import ddp, setup_distributed, teardown_distributed, rank_distrib
         def digest(ts): return hashlib.sha256(torch.cat([t.detach().float().flatten() for t in ts]).numpy().tobytes()).hexdigest()[:16]
         setup_distributed()
         set_seed(0); loss = FeatureLoss(pretrained=False)       # one loss network, as ImageNet weights would be
@@ -203,6 +206,7 @@ def test_unet_with_the_feature_loss_stays_identical(data, tmp_path):
             learn.freeze(); learn.fit(1, 1e-3)
             learn.unfreeze(); learn.fit(1, 1e-4)
         open(f'rank{{rank_distrib()}}.txt', 'w').write(f"{{digest(learn.model.parameters())}} {{before}} {{learn.recorder.values[-1][1]:.6f}}")
+        teardown_distributed()
     '''))
     r = torchrun(script, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -6,7 +6,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1]/'srwork'
 PIPELINE = ['core', 'crappify', 'data', 'metrics', 'losses', 'models', 'edsr', 'esrgan', 'unet', 'training', 'inference',
-            'benchmark', 'cli', '__main__']
+            'benchmark', 'web', 'cli', '__main__']
 NOT_IN_PIPELINE = {'__init__', '_modidx'}      # the version string and nbdev's index: no srwork imports
 
 

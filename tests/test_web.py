@@ -210,6 +210,18 @@ def test_variants_grey_and_errors(edsr_page, browser, photos, tmp_path):
     assert r['state'] == 'done' and r['info']['variant'] == 'int8', r['error']
     fp32 = browser_upscale(exp['out'], photos/'photo.png', browser=browser)['result']
     assert agree(r['result'], fp32)[1] > 0 and np.abs(r['result'].astype(int) - fp32).mean() < 3     # another model, near
+    from srwork.web import web_server                          # a person: open the page, pick the file, download
+    server = web_server(exp['out'])
+    try:
+        page = browser.open(f"http://127.0.0.1:{server.server_port}/index.html")
+        page.wait_for("document.body.dataset.state === 'ready'")
+        page.choose_file('#file', photos/'photo.png')
+        assert page.wait_for("['done', 'error'].includes(document.body.dataset.state) && document.body.dataset.state") == 'done'
+        assert page.evaluate("[document.getElementById('download').download, document.getElementById('download').hidden, "
+                             "document.getElementById('download').href === document.getElementById('result').src]") == ['photo_x2.png', False, True]
+        from srwork.web import _data_url_image
+        assert np.array_equal(_data_url_image(page.evaluate("document.getElementById('result').src")), fp32)
+    finally: server.shutdown(); server.server_close()
     g = browser_upscale(exp['out'], photos/'photo_grey.png', browser=browser)
     assert g['state'] == 'done' and g['result'].ndim == 2
     share, _ = agree(g['result'], python_upscale(model, photos/'photo_grey.png', tmp_path/'grey.png', exp['config']['tile']))
