@@ -13,7 +13,7 @@ windows (the page's plan), at the page's thread count and at onnxruntime's defau
 threads: onnxruntime-web takes half the logical cores (at most 4) when the page is cross-origin isolated, which
 `srwork serve-web` (used here) makes it.
 
-Measured on the 2-core reference machine (2026-12-01), trained models of benchmarks/results, 300x200 input, Chromium 150,
+Measured on the 2-core reference machine (2026-12-01), trained models of benchmarks/results, 300x200 input, Chromium 156,
 onnxruntime-web 1.30.0, WebAssembly with the page's default of 1 thread (half of 2 cores):
   EDSR-Y 8x32 x2:    browser fp32 1.42 s (model runs 1.38 s), int8 1.65 s (1.16x); Python onnxruntime fp32 1 thread 0.34 s:
                      the browser takes 4.1x; folder 30.0 MB (runtime 28.7, fp32 0.87, int8 0.33 MB)

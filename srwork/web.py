@@ -685,12 +685,20 @@ class _WebHandler(SimpleHTTPRequestHandler):
         super().end_headers()
     def log_message(self, *args): pass
 
+class _WebServer(ThreadingHTTPServer):
+    daemon_threads = True
+    def handle_error(self, request, client_address):
+        import sys
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)): return     # a visitor who went away: no traceback
+        super().handle_error(request, client_address)
+
 def web_server(folder, port:int=0, host:str='127.0.0.1', extra:dict=None) -> ThreadingHTTPServer:
     "A started server of `folder` on a background thread (`port` 0: a free one; `.server_port` says which); `extra`: {'/url/path': file}."
     folder = Path(folder)
     if not (folder/'index.html').is_file(): raise SRWorkError(f"{folder}: no index.html here (export one with srwork export-web)")
     handler = type('Handler', (_WebHandler,), {'extra': {k: Path(v) for k, v in (extra or {}).items()}})
-    server = ThreadingHTTPServer((host, port), partial(handler, directory=str(folder)))
+    try: server = _WebServer((host, port), partial(handler, directory=str(folder)))
+    except OSError as e: raise SRWorkError(f"{host}:{port}: can't serve there: {e.strerror or e} (--port chooses another)") from None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

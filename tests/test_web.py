@@ -234,13 +234,15 @@ def test_variants_grey_and_errors(edsr_page, browser, photos, tmp_path):
 
 
 def test_export_web_refusals(edsr_page, tmp_path, srwork_refusals):
-    "The command line: an existing folder is not replaced without --overwrite, a bad --ort or model is one line."
+    "The command line: an existing folder is not replaced without --overwrite; a bad --ort, model, tile or folder to serve is one line."
     model, exp = edsr_page
     runs = [(['export-web', model, '-o', exp['out']], tmp_path/'unused'),
             (['export-web', model, '-o', tmp_path/'a', '--ort', tmp_path], tmp_path/'a'),
             (['export-web', tmp_path/'missing.safetensors', '-o', tmp_path/'b'], tmp_path/'b'),
-            (['export-web', model, '-o', tmp_path/'c', '--tile', '0'], tmp_path/'c')]
-    msgs = ['exists: pass --overwrite', 'no onnxruntime-web runtime here', 'missing.safetensors', '--tile must be a whole number at least 1']
+            (['export-web', model, '-o', tmp_path/'c', '--tile', '0'], tmp_path/'c'),
+            (['serve-web', tmp_path], tmp_path/'d')]
+    msgs = ['exists: pass --overwrite', 'no onnxruntime-web runtime here', 'missing.safetensors', '--tile must be a whole number at least 1',
+            'no index.html here (export one with srwork export-web)']
     for msg, (rc, err, written) in zip(msgs, srwork_refusals(runs)):
         assert rc == 1 and len(err.strip().splitlines()) == 1 and msg in err, (msg, err)
         assert not written or msg.startswith('exists')
