@@ -22,7 +22,7 @@ onnxruntime-web 1.30.0, WebAssembly with the page's default of 1 thread (half of
 The page's own work (reading, padding, assembling, rounding) is under 3 % of its time: the gap is WebAssembly's
 128-bit SIMD against native AVX kernels.
 """
-import argparse, statistics, tempfile, time
+import argparse, statistics, time
 from pathlib import Path
 
 import numpy as np

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import numpy as np
 import torch
 
-from .core import SRWorkError, WriteError, scratch_dir
+from .core import SRWorkError, WriteError
 from .crappify import BicubicUpsample
 from .models import Upscaler
 from .inference import as_model, export_onnx, quantize_onnx, onnx_session, _round_up
@@ -769,7 +769,7 @@ class HeadlessChromium:
         "A new tab showing `url` in a `width` x `height` window."
         target = self.send('Target.createTarget', {'url': 'about:blank'})['targetId']
         sid = self.send('Target.attachToTarget', {'targetId': target, 'flatten': True})['sessionId']
-        page = ChromiumPage(self, sid)
+        page = ChromiumPage(self, sid, target)
         self.send('Emulation.setDeviceMetricsOverride', dict(width=width, height=height, deviceScaleFactor=1, mobile=False), sid)
         self.send('Runtime.enable', session=sid)
         self.send('Network.enable', session=sid)
@@ -789,7 +789,7 @@ class HeadlessChromium:
 
 class ChromiumPage:
     "A tab of `HeadlessChromium`."
-    def __init__(self, browser:HeadlessChromium, session:str): self.browser, self.session = browser, session
+    def __init__(self, browser:HeadlessChromium, session:str, target:str): self.browser, self.session, self.target = browser, session, target
     def evaluate(self, expression:str, timeout:float=None):
         "The value of JavaScript `expression` in the page (promises awaited)."
         r = self.browser.send('Runtime.evaluate', dict(expression=expression, returnByValue=True, awaitPromise=True), self.session, timeout)
@@ -804,6 +804,9 @@ class ChromiumPage:
             if v: return v
             if time.monotonic() > deadline: raise TimeoutError(f"the page did not reach {expression!r} in {timeout:g} s")
             time.sleep(every)
+    def close(self):
+        "Close this tab (its page, and the memory its models hold)."
+        self.browser.send('Target.closeTarget', {'targetId': self.target})
     def choose_file(self, selector:str, path):
         "Choose file `path` in the page's file input `selector`, as a person picking it would (its change event fires)."
         doc = self.browser.send('DOM.getDocument', {}, self.session)['root']['nodeId']
@@ -840,7 +843,7 @@ def browser_upscale(folder, image, query:str='', browser:HeadlessChromium=None, 
     image = Path(image)
     server = web_server(folder, extra={f'/_input/{image.name}': image})
     own = browser is None
-    browser = browser or HeadlessChromium()
+    browser, page = browser or HeadlessChromium(), None
     try:
         url = f"http://127.0.0.1:{server.server_port}/index.html?input={quote(f'/_input/{image.name}')}{'&' + query if query else ''}"
         page = browser.open(url)
@@ -851,4 +854,5 @@ def browser_upscale(folder, image, query:str='', browser:HeadlessChromium=None, 
         return dict(state=state, result=result, error=info.get('error') or None, info=info, console=page.console_errors(), requests=page.requests())
     finally:
         if own: browser.close()
+        elif page is not None: page.close()            # a browser that goes on: no tab left behind
         server.shutdown(); server.server_close()

@@ -1,5 +1,5 @@
 "Training on several processes: two gloo processes on the CPU, started by torchrun as a user would."
-import hashlib, os, subprocess, sys, textwrap
+import os, subprocess, sys, textwrap
 from pathlib import Path
 
 import pytest
@@ -119,7 +119,7 @@ def test_loss_curve_matches_a_single_process_at_the_same_global_batch(data, tmp_
     """Two processes at --bs 2 follow the single-process curve at --bs 4 (same seed): the batches differ (each process draws
     from its shard), so the curves match statistically, not bit for bit. Tolerance: 8 % on the validation loss (the whole
     validation set, reduced over processes) and 10 % on the train loss at every epoch; measured 4.6 % and 6 %. A global
-    batch of 8 (a negative control) leaves the curve by 12-38 %."""
+    batch of 8 (a negative control) leaves the validation curve by 9.5-38 %."""
     photos = tmp_path/'photos'; photos.mkdir()
     for i in range(4):                                    # 36 photos: 8 iterations an epoch at a global batch of 4
         for f in Path(data).iterdir(): (photos/f'{i}_{f.name}').write_bytes(f.read_bytes())

@@ -1,7 +1,7 @@
 """The browser page of `srwork export-web`: its JavaScript against srwork's Python (in Node), and the exported page in
 headless Chromium against `srwork upscale`. Needs Node (with npm, which fetches onnxruntime-web once) and Debian's
 chromium; CI installs them and sets SRWORK_REQUIRE_BROWSER=1, so there a missing one fails instead of skipping."""
-import json, os, shutil, subprocess, sys
+import json, os, shutil, subprocess
 from pathlib import Path
 
 import numpy as np
@@ -132,14 +132,16 @@ def photos(tmp_path_factory):
 
 
 def exported(tmp_path_factory, arch, size, scale, **kw):
+    "A model of `arch` with random weights saved, and its page exported: (model file, export_web's answer)."
     import torch
     from srwork.models import create_model, save_model
-    from srwork.web import export_web
-    need('npm (or a cached onnxruntime-web)', shutil.which('npm') or any((Path.home()/'.cache'/'srwork').glob('onnxruntime-web-*')))
-    import srwork.edsr, srwork.esrgan
+    from srwork.web import export_web, srwork_cache
+    need('npm (or a cached onnxruntime-web)', shutil.which('npm') or any(srwork_cache().glob('onnxruntime-web-*')))
+    import srwork.edsr, srwork.esrgan, srwork.unet       # (they register their architectures)
     d = tmp_path_factory.mktemp(f'{arch}{scale}')
     torch.manual_seed(0)
-    model = save_model(create_model(arch, size, scale), d/f'{arch}_x{scale}.safetensors')
+    kw_model = {'pretrained': False} if arch == 'unet' else {}
+    model = save_model(create_model(arch, size, scale, **kw_model), d/f'{arch}_x{scale}.safetensors', scale=scale)
     return model, export_web(model, d/'page', quiet=True, **kw)
 
 
@@ -187,14 +189,7 @@ def test_the_page_equals_srwork_upscale(page, browser, photos, tmp_path, request
 def test_the_unet_page(browser, photos, tmp_path_factory, tmp_path):
     "A model that takes an upsampled input: the graph holds the bicubic enlargement and the page pads to the encoder's multiple (16 at x2)."
     from srwork.web import browser_upscale
-    import srwork.unet
-    import torch
-    from srwork.models import create_model, save_model
-    from srwork.web import export_web
-    d = tmp_path_factory.mktemp('unet')
-    torch.manual_seed(0)
-    model = save_model(create_model('unet', 'small', 2, pretrained=False), d/'unet_x2.safetensors', scale=2)
-    exp = export_web(model, d/'page', quiet=True)
+    model, exp = exported(tmp_path_factory, 'unet', 'small', 2)
     assert (exp['config']['multiple'], exp['config']['scale']) == (16, 2)      # 300x200 is padded to 304x208
     r = browser_upscale(exp['out'], photos/'photo_rgba.png', browser=browser)
     assert r['state'] == 'done', r['error']
