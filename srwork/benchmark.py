@@ -13,16 +13,17 @@ import torch
 
 from .core import SRWorkError, ScaleError, load_image, save_image, sample_images, set_seed, atomic_write_bytes, luma, quantise, round_half_up, to_uint
 from .crappify import imresize
-from .data import get_dataset, find_benchmark_set, find_images, image_files, sr_dataloaders
+from .data import get_dataset, find_benchmark_set, find_images, image_files, sr_dataloaders, read_pixels, _as_float
 from .metrics import psnr, ssim
-from .models import Upscaler, sr_learner, save_model
-from .edsr import YChannel, YL1Loss
-from .training import train, fit_budget, is_main_process
+from functools import partial
+from fastai.optimizer import Adam
+from .models import ARCHS, Upscaler, create_model, save_model
+from .training import train, fit_budget, is_main_process, recipe_for, speed_callbacks
 from .inference import upscale, upscale_tensor, load_model
 
 # %% auto #0
 __all__ = ['Bicubic', 'as_upscaler', 'bicubic_lr', 'benchmark_pair', 'evaluate', 'benchmark_table', 'plot_comparison',
-           'comparison_panel', 'demo', 'bench', 'train_and_evaluate']
+           'comparison_panel', 'demo', 'bench', 'benchmark_sets', 'train_and_evaluate']
 
 # %% ../nbs/11_benchmark.ipynb #684c8545
 class Bicubic:
@@ -157,13 +158,16 @@ def comparison_panel(images:list, titles:list, height:int=None):
 
 # %% ../nbs/11_benchmark.ipynb #f09e4ed4
 def _train_demo_model(files, scale:int, minutes:float, quiet:bool):
-    "The train_budget recipe on `files` for `minutes`: EDSR 8x32 on luma with a bicubic skip."
-    items = list(files) * max(1, 400 // len(files))
-    dls = sr_dataloaders(items, scale=scale, patch_size=48 * scale, bs=16, crappifier='bicubic',
-                         splits=(list(range(len(items))), []), cache=len(files), num_workers=0)
-    learn = sr_learner(dls, YChannel(scale=scale), scale, loss_func=YL1Loss(), metrics=[])
+    "The `cpu` recipe (`srwork train --recipe cpu`: EDSR 8x32 on luma with a bicubic skip) on all of `files` for `minutes`."
+    r = recipe_for('cpu', 'edsr')
+    dls = sr_dataloaders(list(files), scale=scale, patch_size=r.hr(scale), bs=r.bs, crappifier=r.preset, num_workers=r.workers,
+                         splits=(list(range(len(files))), []), cache=len(files), patches_per_epoch=r.patches_per_epoch)
+    learn = ARCHS[r.model].learner(dls, create_model(r.model, r.size, scale), scale, 'train', False, metrics=[])
+    learn.opt_func = partial(Adam, mom=r.betas[0], sqr_mom=r.betas[1], eps=1e-8)
     if not quiet: print(f"training EDSR-Y 8x32 x{scale} on {len(files)} images for {minutes:g} min ...", flush=True)
-    with learn.no_bar(), learn.no_logging(): tb = fit_budget(learn, minutes, 2e-3)
+    plan = r.phases['train']
+    with learn.no_bar(), learn.no_logging():
+        tb = fit_budget(learn, minutes, plan.lr, plan.warmup, cbs=speed_callbacks(r.channels_last))
     return learn, tb.iters
 
 # %% ../nbs/11_benchmark.ipynb #a236b3b9
@@ -231,16 +235,39 @@ def bench(data:list, # folders of HR images, or dataset names under the data roo
 
 # %% ../nbs/11_benchmark.ipynb #50bd88e6
 def _eval_images(files, crop:int, tmp:Path) -> list[Path]:
-    "The validation images, or their centre crops of at most `crop` px (lossless PNGs written to folder `tmp`)."
-    if not crop: return list(files)
-    crops = []
+    "The validation images, or their centre crops of at most `crop` px (lossless PNGs written to folder `tmp`; prepared `.npy` arrays become PNGs)."
+    arrays = any(Path(f).suffix == '.npy' for f in files)
+    if not crop and not arrays: return list(files)
+    crops, crop = [], crop or 10**9
     for f in files:
-        img = load_image(f)
+        img = load_image(f) if Path(f).suffix != '.npy' else torch.from_numpy(_as_float(read_pixels(f)).transpose(2, 0, 1).copy())
         h, w = img.shape[-2:]
         ch, cw = min(h, crop), min(w, crop)
         top, left = (h - ch) // 2, (w - cw) // 2
         crops.append(save_image(img[:, top:top + ch, left:left + cw], tmp/(Path(f).stem + '.png')))
     return crops
+
+# %% ../nbs/11_benchmark.ipynb #7046e04a
+def _benchmark_folder(name) -> Path:
+    "A benchmark set by folder or by name (under the data root, or downloaded), checked to hold images."
+    p = Path(name)
+    if not p.exists(): p = find_benchmark_set(str(name)) or get_dataset(str(name))
+    image_files(p)
+    return p
+
+def benchmark_sets(learn, folders, scale:int, path=None, quiet:bool=False):
+    "Mean PSNR/SSIM of `learn`'s model and of bicubic on each benchmark folder (the published protocol); written to CSV `path` if given."
+    import pandas as pd
+    rows = []
+    for f in folders:
+        m, b = evaluate(learn, f, scale).iloc[-1], evaluate(Bicubic(), f, scale).iloc[-1]
+        rows.append(dict(set=Path(f).name, psnr=m.psnr, ssim=m.ssim, bicubic_psnr=b.psnr, bicubic_ssim=b.ssim))
+    table = pd.DataFrame(rows).set_index('set')
+    if path is not None: atomic_write_bytes(path, table.to_csv().encode())
+    if not quiet:
+        print(table.round(4).to_string())
+        print(f"(mean PSNR dB / SSIM, x{scale}, Y channel, border {scale}, LR by MATLAB-compatible bicubic)")
+    return table
 
 # %% ../nbs/11_benchmark.ipynb #c3daaa66
 @delegates(train)
@@ -248,8 +275,10 @@ def train_and_evaluate(arch:str, # architecture: a name registered in `ARCHS` (e
                        data, # folder of HR images (searched recursively)
                        out, # output folder
                        eval_crop:int=512, # final table on centre crops of at most this size (0: whole images)
+                       eval_sets:list=None, # benchmark sets to measure the model on afterwards: names under the data root (Set5, Set14) or folders; into out/benchmarks.csv
                        **kwargs) -> dict:
-    "`train`, then PSNR/SSIM against bicubic on the validation images into `out/results.csv`: what `srwork train` runs."
+    "`train`, then PSNR/SSIM against bicubic on the validation images into `out/results.csv` (and on `eval_sets`): what `srwork train` runs."
+    sets = [_benchmark_folder(s) for s in eval_sets or []]       # before training: a wrong name fails now, not in an hour
     run = train(arch, data, out, **kwargs)
     if not is_main_process(): return run          # several processes: rank 0 evaluates and writes the table
     learn, dls, out, scale = run['learn'], run['dls'], run['out'], run['dls'].sr_config['scale']
@@ -262,5 +291,7 @@ def train_and_evaluate(arch:str, # architecture: a name registered in `ARCHS` (e
         print(table.round(4).to_string())
         print(f"PSNR/SSIM on the {len(valid)} validation images{f' (centre crops of at most {eval_crop} px)' if eval_crop else ''} "
               f"(Y channel, border {scale}, MATLAB-bicubic LR)")
+    bench = benchmark_sets(learn, sets, scale, out/'benchmarks.csv', quiet=kwargs.get('quiet', False)) if sets else None
+    if not kwargs.get('quiet'):
         for k in ('pkl', 'safetensors'): print(f"{k:>12}: {run[k]}")
-    return dict(run, table=table)
+    return dict(run, table=table, benchmarks=bench)

@@ -90,8 +90,15 @@ COMMANDS.register('upscale', Command('srwork.inference.upscale_files',
     prepare=_upscale_kwargs, epilog=_REAL_ESRGAN))
 COMMANDS.register('train', Command('srwork.benchmark.train_and_evaluate',
     "Train a learner (unet, edsr, srresnet, esrgan, srgan) on a folder of HR images; checkpoints, resume, exports.",
-    {'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},
-    interrupted=lambda a: _train_interrupted(Path(a.out), a.schedule)))
+    {'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet']),
+     'channels_last': dict(action=argparse.BooleanOptionalAction), 'cache': dict(action=argparse.BooleanOptionalAction),
+     'precision': dict(choices=['fp32', 'bf16', 'fp16']), 'recipe': dict(choices=['paper', 'cpu'])},
+    interrupted=lambda a: _train_interrupted(Path(a.out), a.schedule or 'one-cycle')))
+COMMANDS.register('prepare', Command('srwork.data.prepare_images',
+    "Decode a folder of training images once into .npy arrays the loaders memory-map (no decoding per patch); train on OUT.",
+    {'data': dict(positional=True), 'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},
+    exit_code=lambda res: 1 if res['failed'] else 0,
+    interrupted=lambda a: f"interrupted: the arrays written so far in {a.out} are whole; run the same command again to continue"))
 COMMANDS.register('export-web', Command('srwork.web.export_web',
     "Export a model as a static web page that upscales images in the browser (onnxruntime-web; offline once served).",
     {'model': dict(positional=True), 'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},

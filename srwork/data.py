@@ -4,13 +4,13 @@
 
 # %% ../nbs/02_data.ipynb #52e9652e
 from __future__ import annotations
-import os, random, warnings
+import io, os, random, sys, warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from .core import SRWorkError, load_image, data_path, quantise   # first: it quiets fastai's import-time warning
+from .core import SRWorkError, ImageReadError, load_image, data_path, quantise, atomic_write_bytes   # first: it quiets fastai's import-time warning
 import fastai.vision.data   # registers show_batch/show_results for (image, image) pairs
 from fastai.data.block import DataBlock, TransformBlock
 from fastai.data.transforms import image_extensions, RandomSplitter, IndexSplitter, Normalize
@@ -19,18 +19,43 @@ from fastai.torch_core import TensorImage
 from fasttransform import ItemTransform
 from fastcore.basics import patch
 
-from .crappify import Crappifier, crappifier_preset, imresize
+from .crappify import Crappifier, Step, BicubicUpsample, crappifier_preset, imresize
 
 # %% auto #0
-__all__ = ['DATASET_URLS', 'SRPairTransform', 'find_images', 'image_files', 'lr_matcher', 'sr_datablock', 'sr_dataloaders',
-           'dls_at', 'pair_transform', 'check_sr_dls', 'norm_stats', 'denormalize', 'get_dataset', 'find_benchmark_set']
+__all__ = ['DATASET_URLS', 'read_pixels', 'SRPairTransform', 'find_images', 'image_files', 'lr_matcher', 'has_torch_path',
+           'DegradeBatch', 'sr_datablock', 'sr_dataloaders', 'prepare_images', 'dls_at', 'pair_transform',
+           'check_sr_dls', 'norm_stats', 'denormalize', 'get_dataset', 'find_benchmark_set']
 
 # %% ../nbs/02_data.ipynb #3cd0bf4b
 def _read(x) -> np.ndarray:
     "(H, W, 3) float32 array from a path, PIL image or (3, H, W) tensor."
     if isinstance(x, Image.Image): return np.asarray(x.convert('RGB'), dtype=np.float32) / 255
     if isinstance(x, torch.Tensor): return x.detach().float().cpu().permute(1, 2, 0).numpy()
-    return load_image(x).permute(1, 2, 0).numpy()
+    return _as_float(read_pixels(x))
+
+def _load_array(path:Path) -> np.ndarray:
+    "A prepared `.npy` image, memory-mapped (nothing is read until a patch is cut from it), after checking its header."
+    try: a = np.load(path, mmap_mode='r', allow_pickle=False)
+    except FileNotFoundError: raise ImageReadError(path, "no such file") from None
+    except (ValueError, OSError, EOFError) as e: raise ImageReadError(path, f"not a readable .npy array ({e})") from None
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype not in (np.uint8, np.uint16):
+        raise ImageReadError(path, f"a {a.dtype} array of shape {a.shape}: srwork prepare writes (H, W, 3) uint8 or uint16 arrays")
+    return a
+
+def read_pixels(x) -> np.ndarray:
+    "The pixels of image `x` as stored: (H, W, 3) uint8 (uint16 for 16-bit sources); a `.npy` from `prepare_images` is memory-mapped."
+    if isinstance(x, (str, Path)) and str(x).endswith('.npy'): return _load_array(Path(x))
+    if isinstance(x, (Image.Image, torch.Tensor)): return _read(x)
+    t = load_image(x)
+    white = 65535 if t.meta.bits > 8 else 255
+    a = np.rint(t.as_subclass(torch.Tensor).numpy().transpose(1, 2, 0) * white)
+    return a.astype(np.uint16 if white == 65535 else np.uint8)
+
+def _as_float(a:np.ndarray) -> np.ndarray:
+    "float32 in [0, 1] from stored pixels: the same values `load_image` gives (v / 255 or v / 65535)."
+    if a.dtype == np.uint8: return a.astype(np.float32) / np.float32(255)
+    if a.dtype == np.uint16: return a.astype(np.float32) / np.float32(65535)
+    return np.asarray(a, dtype=np.float32)
 
 def _quantise8(a): return (quantise(a) / 255).astype(np.float32)
 
@@ -46,7 +71,7 @@ class SRPairTransform(ItemTransform):
     "Item -> (LR, HR) `TensorImage`s: HR patch, flips/rotations (train), crappified or paired LR input."
     order = 1
     def __init__(self, scale:int, patch_size:int, crappifier:Crappifier, upsample_input:bool=False,
-                 augment:bool=True, valid_size:int|None=None, cache:int=0):
+                 augment:bool=True, valid_size:int|None=None, cache:int=0, on_batch:bool=False):
         if patch_size % scale: raise SRWorkError(f"patch_size {patch_size} is not a multiple of scale {scale}")
         if valid_size and valid_size % scale: raise SRWorkError(f"valid_size {valid_size} is not a multiple of scale {scale}")
         super().__init__()
@@ -54,14 +79,15 @@ class SRPairTransform(ItemTransform):
         self.upsample_input, self.augment = upsample_input, augment
         self.valid_size = patch_size if valid_size is None else valid_size
         self.cache, self._cache, self._warned = cache, {}, set()
+        self.on_batch = on_batch         # the LR input is made after batching (`DegradeBatch`): here only the HR patch
 
     def read(self, x) -> np.ndarray:
-        "Decoded image of item `x`, from the in-memory cache when `cache` > 0 (it keeps up to `cache` images per process)."
-        if not self.cache or not isinstance(x, (str, Path)): return _read(x)
+        "Stored pixels of item `x` (`read_pixels`), from the in-memory cache when `cache` > 0 (up to `cache` images per process, as uint8)."
+        if not self.cache or not isinstance(x, (str, Path)) or str(x).endswith('.npy'): return read_pixels(x)   # arrays: mapped, shared
         key = str(x)
         if key not in self._cache:
             if len(self._cache) >= self.cache: self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = _read(x)
+            self._cache[key] = read_pixels(x)
         return self._cache[key]
 
     def __getstate__(self):
@@ -118,32 +144,35 @@ def make_pair(self:SRPairTransform, x, y, train:bool):
         k = random.randint(0, 7)
         hr = _dihedral(hr, k)
         if paired: lr_full = _dihedral(lr_full, k)
-    if paired: lr = lr_full
+    hr = _as_float(hr)                  # only the patch becomes float: the stored image stays uint8
+    if getattr(self, 'on_batch', False) and not paired: return TensorImage(torch.empty(3, 0, 0)), _to_timg(hr)
+    if paired: lr = _as_float(lr_full)
     else:
         key = random.getrandbits(62) if train else str(Path(y).name)
         lr = self.crappifier(np.ascontiguousarray(hr), item=key, epoch=0)
     if self.upsample_input: lr = imresize(_quantise8(lr), self.scale).clip(0, 1)
-    return _to_timg(_quantise8(lr)), _to_timg(hr.astype(np.float32))
+    return _to_timg(_quantise8(lr)), _to_timg(hr)
 
 # %% ../nbs/02_data.ipynb #658dfc0b
-def find_images(folder) -> list[Path]:
-    "Image files under `folder`, recursively, sorted; links to folders are followed, but each real folder is read once (no loops)."
+def find_images(folder, arrays:bool=False) -> list[Path]:
+    "Image files under `folder` (and `.npy` arrays from `prepare_images` if `arrays`), recursively, sorted; links to folders are followed, each real folder read once."
+    exts = set(image_extensions) | ({'.npy'} if arrays else set())
     seen, out = set(), []
     for root, dirs, files in os.walk(folder, followlinks=True):
         st = os.stat(root)
         if (st.st_dev, st.st_ino) in seen: dirs[:] = []; continue          # a link back up, or a second link to one folder
         seen.add((st.st_dev, st.st_ino))
         dirs.sort(key=lambda d: (os.path.islink(os.path.join(root, d)), d))   # real folders before links to them
-        out += [Path(root)/f for f in files if os.path.splitext(f)[1].lower() in image_extensions]
+        out += [Path(root)/f for f in files if os.path.splitext(f)[1].lower() in exts]
     return sorted(out)
 
-def image_files(folder) -> list[Path]:
+def image_files(folder, arrays:bool=False) -> list[Path]:
     "`find_images` with a clear error naming the folder when it is missing or holds none."
     folder = Path(folder)
     if not folder.exists(): raise SRWorkError(f"{folder}: no such folder")
     if not folder.is_dir(): raise SRWorkError(f"{folder}: not a folder")
-    files = find_images(folder)
-    if not files: raise SRWorkError(f"{folder}: no image files found (looked for PNG, JPEG, TIFF, WebP, BMP, recursively)")
+    files = find_images(folder, arrays)
+    if not files: raise SRWorkError(f"{folder}: no image files found (looked for PNG, JPEG, TIFF, WebP, BMP{', .npy' if arrays else ''}, recursively)")
     return files
 
 # %% ../nbs/02_data.ipynb #dc6ef89d
@@ -168,20 +197,40 @@ def lr_matcher(lr_folder, scale:int):
         return index[hr.stem]
     return match
 
+# %% ../nbs/02_data.ipynb #f30cc496
+def has_torch_path(crappifier:Crappifier) -> bool:
+    "Whether every step of `crappifier` has a torch implementation of its own (not the numpy fallback)."
+    return all(type(s).apply_torch is not Step.apply_torch for s in crappifier.steps)
+
+class DegradeBatch(ItemTransform):
+    "Batch transform: the LR inputs made from the HR targets on the batch's device with the crappifier's torch path."
+    order = 1                                   # before Normalize
+    def __init__(self, crappifier:Crappifier, upsample_input:bool=False):
+        super().__init__()
+        self.crappifier, self.upsample_input = crappifier, upsample_input
+    def __call__(self, b, split_idx=None, **kwargs):
+        if not (isinstance(b, tuple) and len(b) == 2 and b[0].numel() == 0): return b      # already a pair (or an input batch)
+        y = b[1].as_subclass(torch.Tensor).float()
+        keys = [random.getrandbits(62) for _ in range(len(y))] if split_idx == 0 else list(range(len(y)))
+        lr = quantise(self.crappifier.batch(y, items=keys)) / 255
+        if self.upsample_input: lr = quantise(BicubicUpsample(self.crappifier.scale).to(lr.device)(lr)) / 255
+        return TensorImage(lr), b[1]
+
 # %% ../nbs/02_data.ipynb #6da9695d
 def sr_datablock(scale:int=2, patch_size:int=96, crappifier='bicubic', upsample_input:bool=False, lr_folder=None,
                  valid_pct:float=0.1, valid_size:int|None=None, augment:bool=True, normalize:bool=False,
-                 seed:int=42, splitter=None, get_items=find_images, cache:int=0) -> DataBlock:
-    "A `DataBlock` of (LR, HR) float `TensorImage` pairs from HR image files; `cache` decoded images stay in memory."
+                 seed:int=42, splitter=None, get_items=find_images, cache:int=0, degrade_on:str='item') -> DataBlock:
+    "A `DataBlock` of (LR, HR) float `TensorImage` pairs from HR image files; `cache` decoded images stay in memory; `degrade_on='batch'`: LR made after batching."
+    if degrade_on not in ('item', 'batch'): raise SRWorkError(f"degrade_on must be 'item' or 'batch', not {degrade_on!r}")
     crap = _resolve_crappifier(crappifier, scale)
-    pair = SRPairTransform(scale, patch_size, crap, upsample_input, augment, valid_size, cache)
+    on_batch = degrade_on == 'batch' and lr_folder is None
+    pair = SRPairTransform(scale, patch_size, crap, upsample_input, augment, valid_size, cache, on_batch)
     get_x = lr_matcher(lr_folder, scale) if lr_folder is not None else None
+    batch_tfms = ([DegradeBatch(crap, upsample_input)] if on_batch else []) + ([Normalize.from_stats(*imagenet_stats)] if normalize else [])
     return DataBlock(blocks=(TransformBlock(), TransformBlock()),
                      get_items=get_items, get_x=get_x, get_y=None,
                      splitter=splitter or RandomSplitter(valid_pct, seed=seed),
-                     item_tfms=[pair],
-                     batch_tfms=[Normalize.from_stats(*imagenet_stats)] if normalize else None,
-                     n_inp=1)
+                     item_tfms=[pair], batch_tfms=batch_tfms or None, n_inp=1)
 
 # %% ../nbs/02_data.ipynb #1fc9663b
 def _items(source) -> list:
@@ -189,14 +238,23 @@ def _items(source) -> list:
     else:
         source = Path(source)
         if not source.is_dir(): raise SRWorkError(f"{source}: data folder not found")
-        items = find_images(source)
-    if not items: raise SRWorkError(f"{source}: no image files found (PNG, JPEG, TIFF, WebP, BMP, searched recursively)")
+        items = find_images(source, arrays=True)
+    if not items: raise SRWorkError(f"{source}: no image files found (PNG, JPEG, TIFF, WebP, BMP, .npy, searched recursively)")
     return items
+
+def _epoch_items(items, splits, patches_per_epoch:int|None):
+    "(items, valid indices) of the Datasets: the training images repeated to `patches_per_epoch` patches, each about equally often."
+    if not patches_per_epoch: return items, splits[1]
+    if int(patches_per_epoch) != patches_per_epoch or patches_per_epoch < 1:
+        raise SRWorkError(f"patches_per_epoch must be a whole number ≥ 1, not {patches_per_epoch!r}")
+    if not len(splits[0]): raise SRWorkError("patches_per_epoch needs training images, and the split left none")
+    train = np.resize(np.asarray(splits[0]), int(patches_per_epoch))
+    return [items[i] for i in train] + [items[i] for i in splits[1]], list(range(len(train), len(train) + len(splits[1])))
 
 def sr_dataloaders(source, scale:int=2, patch_size:int=96, bs:int=16, crappifier='bicubic', upsample_input:bool=False,
                    lr_folder=None, valid_pct:float=0.1, valid_size:int|None=None, augment:bool=True,
                    normalize:bool=False, seed:int=42, num_workers:int|None=None, device=None, splits=None, cache:int=0,
-                   **kwargs):
+                   patches_per_epoch:int|None=None, degrade_on:str='auto', **kwargs):
     "DataLoaders of (LR, HR) pairs from a folder (or list) of HR images; see `sr_datablock`."
     items = _items(source)
     if lr_folder is not None:                      # every HR file needs its LR partner: say which one lacks it now
@@ -207,16 +265,57 @@ def sr_dataloaders(source, scale:int=2, patch_size:int=96, bs:int=16, crappifier
         if valid_pct > 0 and len(items) > 1: n_valid = max(1, n_valid)
         idx = np.random.RandomState(seed).permutation(len(items))
         splits = (sorted(idx[n_valid:].tolist()), sorted(idx[:n_valid].tolist()))
+    ds_items, valid_idx = _epoch_items(items, splits, patches_per_epoch)
+    where = degrade_on
+    if degrade_on == 'auto':                      # on a GPU, when the crappifier runs there whole
+        gpu = torch.device(device).type == 'cuda' if device is not None else torch.cuda.is_available()
+        where = 'batch' if gpu and has_torch_path(_resolve_crappifier(crappifier, scale)) else 'item'
     block = sr_datablock(scale, patch_size, crappifier, upsample_input, lr_folder, valid_pct, valid_size, augment,
-                         normalize, seed, splitter=IndexSplitter(splits[1]), get_items=None, cache=cache)
+                         normalize, seed, splitter=IndexSplitter(valid_idx), get_items=None, cache=cache, degrade_on=where)
     if num_workers is None: num_workers = 0 if len(items) < 64 else min(8, len(os.sched_getaffinity(0)))
     val_bs = 1 if valid_size == 0 else bs
-    dls = block.dataloaders(items, bs=bs, val_bs=val_bs, num_workers=num_workers, device=device, **kwargs)
+    dls = block.dataloaders(ds_items, bs=bs, val_bs=val_bs, num_workers=num_workers, device=device, **kwargs)
     dls.sr_config = dict(source=items, scale=scale, patch_size=patch_size, bs=bs, crappifier=crappifier,
                          upsample_input=upsample_input, lr_folder=lr_folder, valid_size=valid_size, augment=augment,
                          normalize=normalize, seed=seed, num_workers=num_workers, device=device, splits=splits, cache=cache,
-                         **kwargs)
+                         patches_per_epoch=patches_per_epoch, degrade_on=degrade_on, **kwargs)
     return dls
+
+# %% ../nbs/02_data.ipynb #2cd6f341
+def _array_targets(files, src:Path, dest:Path) -> list[Path]:
+    "`dest/<path under src>.npy` for each file; two sources that would share one array are refused by name."
+    targets, seen = [], {}
+    for f in files:
+        t = dest/f.relative_to(src).with_suffix('.npy')
+        if t in seen: raise SRWorkError(f"{seen[t]} and {f} would both become {t}: rename one of them")
+        seen[t] = f; targets.append(t)
+    return targets
+
+def prepare_images(data, # folder of HR images (searched recursively)
+                   out, # folder for the .npy arrays (the same sub-folders)
+                   overwrite:bool=False, # write arrays again even when they are newer than their images
+                   quiet:bool=False, # print nothing but errors
+                  ) -> dict:
+    "Decode every image under `data` once into `out` as memory-mappable `.npy` arrays that the training loaders read without decoding."
+    src, dest = Path(data), Path(out)
+    files = image_files(src)
+    if dest.exists() and not dest.is_dir(): raise SRWorkError(f"{dest}: exists and is not a folder")
+    targets = _array_targets(files, src.absolute(), dest.absolute()) if files else []
+    files = [f.absolute() for f in files]
+    written, skipped, failed, nbytes = [], [], [], 0
+    for i, (f, t) in enumerate(zip(files, targets)):
+        if not overwrite and t.is_file() and t.stat().st_mtime >= f.stat().st_mtime: skipped.append(t); continue
+        try: a = read_pixels(f)
+        except SRWorkError as e:
+            failed.append((f, str(e))); print(f"srwork prepare: {e}", file=sys.stderr); continue
+        buf = io.BytesIO(); np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+        atomic_write_bytes(t, buf.getvalue())
+        written.append(t); nbytes += buf.tell()
+        if not quiet and (len(written) % 50 == 0 or i == len(files) - 1): print(f"{i + 1}/{len(files)} images, {nbytes / 1e9:.2f} GB written", flush=True)
+    if not quiet:
+        print(f"{dest}: {len(written)} arrays written, {len(skipped)} already there"
+              f"{f', {len(failed)} image(s) failed (named above)' if failed else ''}")
+    return dict(out=dest, written=written, skipped=skipped, failed=failed, bytes=nbytes)
 
 # %% ../nbs/02_data.ipynb #e130f29c
 def dls_at(dls, patch_size:int, bs:int, **changes):

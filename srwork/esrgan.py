@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_esrgan.ipynb #cb9c8e1a
 from __future__ import annotations
-import copy, math, re
+import contextlib, copy, math, re
 from pathlib import Path
 
 import torch
@@ -289,11 +289,15 @@ class AdversarialTrainer(Callback):
         real = self.learn.yb[0].as_subclass(torch.Tensor)
         fake = self.learn.pred.detach().as_subclass(torch.Tensor)
         for g in self.d_opt.param_groups: g['lr'] = self.opt.hypers[-1]['lr'] * self.d_lr_mult
-        real_logits, fake_logits = D(real), D(fake)
-        d_loss = self.gan.d_loss(real_logits, fake_logits)
-        self.d_opt.zero_grad(); d_loss.backward()
+        amp = getattr(self.learn, 'autocast_dtype', None)          # mixed precision (AutocastPrecision): D's step too
+        with (torch.autocast(amp[0], dtype=amp[1]) if amp else contextlib.nullcontext()):
+            real_logits, fake_logits = D(real), D(fake)
+            d_loss = self.gan.d_loss(real_logits, fake_logits)
+        scaler = self._scaler(amp)
+        self.d_opt.zero_grad(); (scaler.scale(d_loss) if scaler else d_loss).backward()
         if _world() > 1: _average([p.grad for p in D.parameters() if p.grad is not None])   # DDP's all-reduce, by hand
-        self.d_opt.step()
+        if scaler: scaler.step(self.d_opt); scaler.update()      # fp16: D's own loss scale (its gradients overflow on their own)
+        else: self.d_opt.step()
         if _world() > 1: _average([b for b in D.buffers() if b.is_floating_point()])       # BN statistics alike
         D.requires_grad_(False)
         lf = self.learn.loss_func
@@ -301,6 +305,11 @@ class AdversarialTrainer(Callback):
                                  g_percep=float(lf.g_percep), g_gan=float(lf.g_gan), d_loss=float(d_loss.detach()),
                                  d_real=float(torch.sigmoid(real_logits.detach()).mean()),
                                  d_fake=float(torch.sigmoid(fake_logits.detach()).mean())))
+
+    def _scaler(self, amp):
+        if not amp or amp[1] != torch.float16: return None
+        if getattr(self, 'd_scaler', None) is None: self.d_scaler = torch.amp.GradScaler(amp[0])
+        return self.d_scaler
 
     def after_fit(self): self.D.requires_grad_(True)
 

@@ -255,8 +255,14 @@ def load_pretrained(model:nn.Module, path, strict:bool=True, key:str=None) -> nn
 
 # %% ../nbs/05_models.ipynb #2868544a
 def init_from(model:nn.Module, source) -> list[str]:
-    "Copy every parameter of `source` (model or weight file) whose name and shape match into `model`; returns the copied names."
-    sd = read_state_dict(source) if isinstance(source, (str, Path)) else source.state_dict()
+    "Copy every parameter of `source` (model, state dict, or weight file: .pth or srwork's .safetensors) whose name and shape match into `model`; returns the copied names."
+    if isinstance(source, dict): sd = source
+    elif isinstance(source, (str, Path)) and Path(source).suffix == '.safetensors':
+        from safetensors.torch import load_file
+        try: sd = convert_keys(load_file(str(source)))
+        except Exception as e: raise SRWorkError(f"{source}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+    elif isinstance(source, (str, Path)): sd = read_state_dict(source)
+    else: sd = source.state_dict()
     own = model.state_dict()
     copied = [k for k, v in sd.items() if k in own and own[k].shape == v.shape]
     if not copied: raise SRWorkError("init_from: no parameter of the source matches this model")

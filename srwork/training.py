@@ -5,34 +5,39 @@
 # %% ../nbs/09_training.ipynb #20be71d7
 from __future__ import annotations
 import inspect, io, json, math, os, time
+from functools import partial
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
+from typing import Callable
 from pathlib import Path
 
 import torch
 import fastai.callback.schedule     # fit_one_cycle, lr_find
 from fastai.learner import Learner
-from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.core import Callback, CancelFitException, CancelTrainException
 from fastai.callback.progress import ProgressCallback
 from fastprogress.fastprogress import master_bar
 from fastcore.basics import noop
 from fastai.torch_core import get_model        # the bare model inside DDP
 from fastai.metrics import LossMetric
 from fastai.losses import L1LossFlat
+from fastai.optimizer import Adam
 
 from .core import SRWorkError, WriteError, Registry, atomic_write_bytes, check_number, clean_stale_temps, set_seed, temp_sibling
 from .crappify import crappifier_preset
-from .data import dls_at, sr_dataloaders, image_files
-from .models import ARCHS, create_model, check_scale, sr_learner, save_model, callback_states, load_callback_states
+from .data import dls_at, sr_dataloaders, image_files, read_pixels
+from .models import ARCHS, create_model, check_scale, sr_learner, save_model, callback_states, load_callback_states, init_from
 from . import edsr, esrgan, unet       # the built-in architectures register themselves on import
 from .esrgan import plot_gan
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'RUN_FILES', 'Stage', 'in_test', 'course_v3_stages', 'progressive_stages', 'group_lrs',
-           'trainable_groups', 'progressive_state', 'fit_progressive', 'save_checkpoint', 'EpochCheckpoint',
-           'resume_checkpoint', 'lean_pickle', 'export_generator', 'is_distributed', 'is_main_process',
-           'setup_distributed', 'teardown_distributed', 'agreed', 'ShardedAvgLoss', 'ddp', 'TimeBudget',
-           'BudgetProgress', 'lazy_epoch_bar', 'fit_budget', 'schedule_stages', 'save_figure', 'HistoryCSV',
+__all__ = ['PRECISIONS', 'SCHEDULES', 'RECIPES', 'RUN_FILES', 'Stage', 'in_test', 'course_v3_stages', 'progressive_stages',
+           'group_lrs', 'trainable_groups', 'progressive_state', 'fit_progressive', 'save_checkpoint',
+           'EpochCheckpoint', 'resume_checkpoint', 'lean_pickle', 'export_generator', 'is_distributed',
+           'is_main_process', 'setup_distributed', 'teardown_distributed', 'agreed', 'ShardedAvgLoss', 'ddp',
+           'lr_schedule', 'TimeBudget', 'BudgetProgress', 'lazy_epoch_bar', 'fit_budget', 'IterBudget', 'epochs_for',
+           'fit_iters', 'ChannelsLast', 'AutocastPrecision', 'CompileModel', 'speed_callbacks', 'schedule_stages',
+           'PhasePlan', 'Recipe', 'recipe_for', 'recipe_table', 'recipe_run_args', 'save_figure', 'HistoryCSV',
            'plot_curves', 'CurvesPlot', 'train']
 
 # %% ../nbs/09_training.ipynb #a1e92b26
@@ -294,25 +299,54 @@ def ddp(learn:Learner):
         try: yield learn
         finally: rec['loss'] = own
 
+# %% ../nbs/09_training.ipynb #ccc10c23
+def lr_schedule(kind:str='warmup-cosine', # warmup-cosine, cosine, multistep, cosine-restarts or constant
+                warmup:float=0., # fraction of training spent warming up linearly (from 1 % of the peak)
+                div_final:float=100., # (warmup-)cosine: the last rate is peak / div_final
+                milestones=(), # multistep: fractions of training at which the rate is multiplied by `gamma`
+                gamma:float=0.5, # multistep: the factor at each milestone
+                restarts:int=1, # cosine-restarts: equal periods, each a cosine from the peak to `eta_min`
+                eta_min:float=0., # cosine-restarts: the lowest rate, as a fraction of the peak
+               ) -> Callable[[float], float]:
+    "The learning-rate multiplier (1 = the peak) as a function of the fraction of training done: the same schedule for iterations or time."
+    if kind not in ('warmup-cosine', 'cosine', 'multistep', 'cosine-restarts', 'constant'):
+        raise SRWorkError(f"unknown learning-rate schedule {kind!r}: warmup-cosine, cosine, multistep, cosine-restarts or constant")
+    if kind == 'warmup-cosine' and not warmup: kind = 'cosine'
+    ms = sorted(float(m) for m in milestones)
+    def mult(frac:float) -> float:
+        frac = min(max(frac, 0.), 1.)
+        if warmup and frac < warmup: return max(frac / warmup, 0.01)
+        p = (frac - warmup) / (1 - warmup) if warmup else frac
+        if kind in ('cosine', 'warmup-cosine'):
+            lo = 1 / div_final
+            return lo + (1 - lo) * (1 + math.cos(math.pi * p)) / 2
+        if kind == 'multistep': return gamma ** sum(frac >= m for m in ms)
+        if kind == 'cosine-restarts':
+            q = min(p * restarts - min(int(p * restarts), restarts - 1), 1.)
+            return eta_min + (1 - eta_min) * (1 + math.cos(math.pi * q)) / 2
+        return 1.
+    return mult
+
+def _times(lr, m:float):
+    "A learning rate (number or slice) times `m`."
+    return slice(lr.start * m if lr.start else None, lr.stop * m) if isinstance(lr, slice) else lr * m
+
 # %% ../nbs/09_training.ipynb #c9702264
 class TimeBudget(Callback):
-    "Stop training after `minutes`; lr: linear warm-up over `warmup` of the time, then cosine from `lr_max` to `lr_max/div_final`."
+    "Stop training after `minutes`; lr = `lr_max` × `schedule`(fraction of the time spent); default: linear warm-up over `warmup`, then cosine to `lr_max/div_final`."
     order = 60
-    def __init__(self, minutes:float, lr_max:float, warmup:float=0.02, div_final:float=100., elapsed:float=0.):
+    def __init__(self, minutes:float, lr_max:float, warmup:float=0.02, div_final:float=100., elapsed:float=0., schedule=None):
         self.budget, self.lr_max, self.warmup, self.div_final = minutes * 60, lr_max, warmup, div_final
+        self.schedule = schedule or lr_schedule('warmup-cosine', warmup, div_final)
         self.offset = elapsed          # seconds already spent (resuming): the schedule continues where it stopped
     def before_fit(self):
         if len(self.dls.train) == 0:
             raise SRWorkError(f"no training batches: {len(self.dls.train_ds)} training items with batch size {self.dls.train.bs} "
                               "(fastai drops the last incomplete batch): use more images or a smaller batch")
         self.t0, self.iters = time.perf_counter() - self.offset, 0
-    def after_epoch(self):
+    def before_epoch(self):          # (not after_epoch: the last epoch's log row and checkpoint are written first)
         if agreed(time.perf_counter() - self.t0) >= self.budget: raise CancelFitException()    # rank 0's clock in every process
-    def lr_at(self, frac:float) -> float:
-        if frac < self.warmup: return self.lr_max * max(frac / self.warmup, 0.01)
-        p = (frac - self.warmup) / (1 - self.warmup)
-        lo = self.lr_max / self.div_final
-        return lo + (self.lr_max - lo) * (1 + math.cos(math.pi * min(p, 1.))) / 2
+    def lr_at(self, frac:float): return _times(self.lr_max, self.schedule(frac))
     def before_batch(self):
         if not self.training: return
         frac = agreed(time.perf_counter() - self.t0) / self.budget
@@ -353,6 +387,84 @@ def fit_budget(learn:Learner, minutes:float, lr_max:float, warmup:float=0.02, di
     with lazy_epoch_bar(learn): learn.fit(10**9, lr_max, cbs=[tb] + list(cbs or []))
     return tb
 
+# %% ../nbs/09_training.ipynb #ffd33779
+class IterBudget(Callback):
+    "Train exactly `iters` iterations; lr = `lr_max` × `schedule`(iteration / iters) at every batch (default: constant)."
+    order = 60
+    def __init__(self, iters:int, lr_max, schedule=None):
+        check_number('iters', iters, lo=1, integer=True)
+        self.total, self.lr_max, self.schedule, self.done = int(iters), lr_max, schedule or lr_schedule('constant'), 0
+    def before_fit(self):
+        self.per_epoch = len(self.dls.train)
+        if self.per_epoch == 0:
+            raise SRWorkError(f"no training batches: {len(self.dls.train_ds)} training items with batch size {self.dls.train.bs}: "
+                              "use more images, a smaller batch or a larger patches_per_epoch")
+    def _iteration(self) -> int: return self.epoch * self.per_epoch + self.iter
+    def lr_at(self, i:int): return _times(self.lr_max, self.schedule(i / self.total))
+    def before_batch(self):
+        if not self.training: return
+        i = self._iteration()
+        if i >= self.total: raise CancelTrainException()     # the last epoch ends early; its validation still runs
+        self.opt.set_hyper('lr', self.lr_at(i))
+    def after_batch(self):
+        if self.training: self.done = self._iteration() + 1
+    def before_epoch(self):          # the fit ends before an epoch with nothing left (any epoch count asked of fit)
+        if self.epoch * self.per_epoch >= self.total: raise CancelFitException()
+
+def epochs_for(iters:int, per_epoch:int) -> int:
+    "Epochs of `per_epoch` iterations that hold `iters` iterations (the last one may stop early)."
+    return -(-int(iters) // max(1, int(per_epoch)))
+
+def fit_iters(learn:Learner, iters:int, lr, schedule=None, cbs=None, start_epoch:int=0) -> IterBudget:
+    "Train `learn` for `iters` iterations with the learning rate `lr` × `schedule`(fraction done); returns the callback (`.done`)."
+    ib = IterBudget(iters, lr, schedule)
+    with lazy_epoch_bar(learn): learn.fit(10**9, lr, cbs=[ib] + list(cbs or []), start_epoch=start_epoch)
+    return ib
+
+# %% ../nbs/09_training.ipynb #d49669f8
+from fastai.callback.fp16 import MixedPrecision, AMPMode
+
+class ChannelsLast(Callback):
+    "Model and input batches in channels-last memory format during the fit; the model returns to the default format after it."
+    order = 5
+    def before_fit(self): self.learn.model.to(memory_format=torch.channels_last)
+    def before_batch(self):
+        self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x for x in self.xb)
+    def after_fit(self): self.learn.model.to(memory_format=torch.contiguous_format)
+
+def _device_type(learn) -> str:
+    d = getattr(learn.dls, 'device', None)
+    return torch.device(d).type if d is not None else 'cpu'
+
+class AutocastPrecision(MixedPrecision):
+    "fastai's `MixedPrecision` on the loaders' device (CPU included): bf16, or fp16 with a gradient scaler; `learn.autocast_dtype` tells other callbacks."
+    def before_fit(self):
+        from torch.amp import GradScaler, autocast
+        dev = _device_type(self.learn)
+        dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
+        self.kwargs['enabled'] = dtype == torch.float16
+        self.autocast, self.learn.scaler, self.scales = autocast(dev, dtype=dtype), GradScaler(dev, **self.kwargs), []
+        self.learn.autocast_dtype = (dev, dtype)
+    def after_fit(self):
+        super().after_fit(); self.learn.autocast_dtype = None
+
+class CompileModel(Callback):
+    "`torch.compile` the model in place for the fit (state-dict names unchanged); plain again after it (pickles, exports)."
+    order = 6
+    def __init__(self, **kwargs): self.kwargs = kwargs
+    def before_fit(self): get_model(self.learn.model).compile(**self.kwargs)
+    def after_fit(self): get_model(self.learn.model)._compiled_call_impl = None
+
+# %% ../nbs/09_training.ipynb #03d65ace
+PRECISIONS = ('fp32', 'bf16', 'fp16')
+
+def speed_callbacks(channels_last:bool|None=None, precision:str='fp32', compile:bool=False, device:str='cpu') -> list:
+    "The speed callbacks for these choices; `channels_last=None` takes the measured default for `device` (on for CPUs, see below)."
+    if precision not in PRECISIONS: raise SRWorkError(f"unknown precision {precision!r}: choose {', '.join(PRECISIONS)}")
+    if channels_last is None: channels_last = device == 'cpu'
+    return (([ChannelsLast()] if channels_last else []) + ([AutocastPrecision(precision)] if precision != 'fp32' else [])
+            + ([CompileModel()] if compile else []))
+
 # %% ../nbs/09_training.ipynb #88d72a3c
 SCHEDULES = Registry('schedule')          # name -> f(small) -> list of `Stage`, or None for a plain one-cycle fit
 SCHEDULES.register('one-cycle', None)
@@ -366,14 +478,129 @@ def schedule_stages(name:str, patch:int, bs:int, scale:int, epochs:int=None) -> 
     return [Stage(max(scale, round(s.patch_size * f / scale) * scale), min(s.bs, bs), epochs or s.epochs, s.lr, s.frozen,
                   s.pct_start, s.name) for s in base]
 
+# %% ../nbs/09_training.ipynb #b961caba
+@dataclass
+class PhasePlan:
+    "One training phase of a recipe: length in iterations, peak learning rate, and its schedule (milestones in iterations)."
+    iters:int|None
+    lr:float
+    schedule:str = 'constant'
+    milestones:tuple = ()
+    gamma:float = 0.5
+    restarts:int = 1
+    eta_min:float = 0.          # the lowest rate of cosine restarts (absolute)
+    warmup:float = 0.           # fraction of the phase
+
+    def lr_fn(self) -> Callable[[float], float]:
+        "The schedule as a function of the fraction done (milestones as fractions of `iters`)."
+        ms = [m / self.iters for m in self.milestones] if self.iters else []
+        return lr_schedule(self.schedule, self.warmup, milestones=ms, gamma=self.gamma, restarts=self.restarts,
+                           eta_min=self.eta_min / self.lr)
+
+@dataclass
+class Recipe:
+    "A published training recipe for one architecture: everything `train` needs besides data, scale and output folder."
+    arch:str
+    source:str
+    phases:dict                       # phase name -> PhasePlan (or {} for staged schedules counted in epochs)
+    lr_patch:int|None = None          # LR patch (HR = lr_patch × scale), as EDSR states it
+    hr_patch:int|None = None          # or a fixed HR patch
+    bs:int = 16
+    size:str|None = None              # the model size (the paper's)
+    betas:tuple = (0.9, 0.99)         # Adam
+    schedule:str = 'one-cycle'        # or a staged schedule by name (course-v3)
+    preset:str = 'bicubic'            # degradation
+    model:str|None = None             # the architecture actually built, when the recipe wraps another (cpu: ychannel)
+    scales:tuple|None = None          # the scales the paper trains
+    minutes:float|None = None         # time-based recipes: the default budget
+    channels_last:bool|None = None
+    cache:bool = False                # keep decoded images in memory (small datasets)
+    workers:int|None = None           # loader processes (None: srwork's default)
+    patches_per_epoch:int|None = None
+    valid_pct:float = 0.1
+    fine_tune:str = ''                # how other scales start (EDSR: from the x2 model)
+
+    def hr(self, scale:int) -> int: return self.hr_patch or self.lr_patch * scale
+
+RECIPES = Registry('recipe')         # name -> {arch: Recipe}
+RECIPES.register('paper', {
+    'edsr': Recipe('edsr', 'EDSR (Lim et al. 2017) §4.1, EDSR-baseline; BasicSR EDSR_Mx2', lr_patch=48, size='baseline',
+                   betas=(0.9, 0.999), phases={'train': PhasePlan(300_000, 1e-4, 'multistep', (200_000,), 0.5)},
+                   scales=(2, 3, 4), fine_tune='x3 and x4 start from the trained x2 model (--init it)'),
+    'srresnet': Recipe('srresnet', 'MSRResNet: BasicSR train_MSRResNet_x4 (ESRGAN paper, Wang et al. 2018)', hr_patch=128,
+                       size='full', phases={'train': PhasePlan(1_000_000, 2e-4, 'cosine-restarts', restarts=4, eta_min=1e-7)},
+                       scales=(4,)),
+    'esrgan': Recipe('esrgan', 'ESRGAN (Wang et al. 2018) §4.1; BasicSR train_RRDBNet_PSNR_x4 / train_ESRGAN_x4', hr_patch=128,
+                     size='full', phases={'psnr': PhasePlan(1_000_000, 2e-4, 'cosine-restarts', restarts=4, eta_min=1e-7),
+                                          'gan': PhasePlan(400_000, 1e-4, 'multistep', (50_000, 100_000, 200_000, 300_000), 0.5)},
+                     scales=(4,)),
+    'srgan': Recipe('srgan', 'SRGAN (Ledig et al. 2017) §3.2: SRResNet 10^6 updates at 1e-4, then 10^5 at 1e-4 and 10^5 at 1e-5',
+                    hr_patch=96, size='full', betas=(0.9, 0.999),
+                    phases={'psnr': PhasePlan(1_000_000, 1e-4), 'gan': PhasePlan(200_000, 1e-4, 'multistep', (100_000,), 0.1)},
+                    scales=(4,)),
+    'unet': Recipe('unet', 'fastai course-v3 lesson 7 (superres): 128 px frozen/unfrozen, then 256 px frozen/unfrozen, 10 epochs each',
+                   hr_patch=128, bs=32, schedule='course-v3', preset='course-v3', phases={}),
+})
+RECIPES.register('cpu', {
+    'edsr': Recipe('edsr', 'srwork: quality per CPU-minute on 2 cores (benchmarks/train_budget.py)', lr_patch=48, model='ychannel',
+                   size='full', phases={'train': PhasePlan(None, 2e-3, 'warmup-cosine', warmup=0.02)}, minutes=30,
+                   channels_last=True, cache=True, workers=0, patches_per_epoch=200 * 16, valid_pct=0.03),
+})
+
+def recipe_for(name:str, arch:str) -> Recipe:
+    "The recipe `name` of architecture `arch` (aliases resolved), with an error that lists what exists."
+    recipes = RECIPES[name]
+    arch = ARCHS._aliases.get(arch, arch)
+    if arch not in recipes:
+        every = '; '.join(f"{n}: {', '.join(r)}" for n, r in RECIPES.items())
+        raise SRWorkError(f"no {name!r} recipe for {arch} (recipes: {every})")
+    return recipes[arch]
+
+# %% ../nbs/09_training.ipynb #239e9ac0
+def recipe_table():
+    "Every recipe as a table: patch, batch, optimiser, iterations, learning rates and milestones per phase, and its source."
+    import pandas as pd
+    rows = []
+    for name, recipes in RECIPES.items():
+        for arch, r in recipes.items():
+            base = dict(recipe=name, arch=arch + (f' ({r.model})' if r.model else ''), size=r.size or '',
+                        patch=f'LR {r.lr_patch} (HR {r.lr_patch}×scale)' if r.lr_patch else f'HR {r.hr_patch}', batch=r.bs,
+                        adam_betas=str(r.betas))
+            if not r.phases: rows.append(dict(base, phase='stages', iterations='10 epochs per stage', lr=r.schedule, schedule=r.schedule, source=r.source))
+            for ph, p in r.phases.items():
+                sched = {'multistep': f"×{p.gamma:g} at {', '.join(f'{m // 1000}k' for m in p.milestones)}",
+                         'cosine-restarts': f'cosine, {p.restarts} restarts (every {p.iters // p.restarts // 1000}k), min {p.eta_min:g}' if p.iters else 'cosine restarts',
+                         'warmup-cosine': f'{p.warmup:.0%} warm-up, cosine (time-based)', 'constant': 'constant'}.get(p.schedule, p.schedule)
+                rows.append(dict(base, phase=ph, iterations=f'{p.iters // 1000}k' if p.iters else f'{r.minutes:g} min',
+                                 lr=f'{p.lr:g}', schedule=sched, source=r.source + (f'; {r.fine_tune}' if r.fine_tune else '')))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/09_training.ipynb #972bca54
+def recipe_run_args(arch:str, recipe:str='paper', dataset:str='DIV2K_train_HR') -> dict:
+    "`train` arguments for a recipe cell: data (`$SRWORK_RECIPE_DATA`, else `dataset` from `get_dataset`) and the caps of the switch above."
+    from srwork.data import get_dataset
+    env = os.environ
+    data = Path(env['SRWORK_RECIPE_DATA']) if env.get('SRWORK_RECIPE_DATA') else get_dataset(dataset)
+    kw = dict(data=data, recipe=recipe)
+    rec = recipe_for(recipe, arch)
+    if env.get('SRWORK_RECIPE_BS'): kw['bs'] = min(rec.bs, int(env['SRWORK_RECIPE_BS']))
+    if env.get('SRWORK_RECIPE_ITERS'):
+        n = int(env['SRWORK_RECIPE_ITERS'])
+        if rec.phases: kw['iters'] = min([n] + [p.iters for p in rec.phases.values() if p.iters])
+        else: kw.update(epochs=1, patches_per_epoch=n * kw.get('bs', rec.bs))      # staged: epochs of n batches
+    if env.get('SRWORK_RECIPE_PRETRAINED') == '0': kw['pretrained'] = False
+    return kw
+
 # %% ../nbs/09_training.ipynb #a74c3ea8
 def _check_train_data(folder:Path, patch:int) -> list[Path]:
-    "Image files of `folder`, each opened and verified; errors name the folder or the file."
+    "Image files (or prepared `.npy` arrays) of `folder`, each opened and verified; errors name the folder or the file."
     from PIL import Image
-    files = image_files(folder)
+    files = image_files(folder, arrays=True)
     if len(files) < 2: raise SRWorkError(f"{folder}: needs at least 2 images (training and validation), found {len(files)}")
     sizes = []
     for f in files:
+        if f.suffix == '.npy':                 # a prepared array: its header says all (read_pixels maps, reads nothing)
+            h, w = read_pixels(f).shape[:2]; sizes.append((w, h)); continue
         try:
             with Image.open(f) as im: im.verify()
             with Image.open(f) as im: sizes.append(im.size)
@@ -452,8 +679,8 @@ def _trim_history(hist:Path, keep:int):
     lines = hist.read_text().splitlines(keepends=True)
     if len(lines) > keep + 1: atomic_write_bytes(hist, ''.join(lines[:keep + 1]).encode())
 
-def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet, stages=None):
-    "Train one phase: one-cycle with per-epoch checkpoints, a time budget, or `stages` with `fit_progressive`; on Ctrl-C save and re-raise."
+def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet, stages=None, iters=None, lr_fn=None):
+    "Train one phase: one-cycle with per-epoch checkpoints, a time budget, `iters` iterations, or `stages` with `fit_progressive`; on Ctrl-C save and re-raise."
     ck, hist = out/f'checkpoint_{phase}.pth', out/f'history_{phase}.csv'
     main = is_main_process()
     if stages:                            # per-stage checkpoints and resume: fit_progressive's, under OUT/models
@@ -472,16 +699,18 @@ def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet, st
     if main: _trim_history(hist, start)    # a fresh run starts a fresh log; a resumed one drops rows of epochs it will run again
     saver = EpochCheckpoint(ck)
     cbs = [saver, HistoryCSV(hist), CurvesPlot(out, phases)] if main else []      # one writer: rank 0
-    tb = TimeBudget(minutes, lr, elapsed=elapsed) if minutes else None
+    tb = TimeBudget(minutes, lr, elapsed=elapsed, schedule=lr_fn) if minutes else None
+    ib = IterBudget(iters, lr, lr_fn) if iters and not minutes else None
     try:
         with ddp(learn):                   # several processes (torchrun): DDP, each its shard; a no-op otherwise
-            if tb is not None:
-                with lazy_epoch_bar(learn): learn.fit(10**9, lr, cbs=[tb] + cbs, start_epoch=start)
+            if tb is not None or ib is not None:     # the budget ends the fit (10**9 epochs are never reached)
+                with lazy_epoch_bar(learn): learn.fit(10**9, lr, cbs=[tb or ib] + cbs, start_epoch=start)
             elif start < epochs: learn.fit_one_cycle(epochs, lr, start_epoch=start, cbs=cbs)
     except KeyboardInterrupt:      # the current weights, marked with the last completed epoch: resume reruns the interrupted one
         if main: save_checkpoint(learn, ck, saver.completed if saver.completed is not None else start - 1, extra_cbs=[tb] if tb else [])
         raise
-    if main: save_checkpoint(learn, ck, (epochs - 1) if tb is None else learn.epoch, extra_cbs=[tb] if tb else [])   # final weights (after EMA)
+    last = epochs_for(ib.total, ib.per_epoch) - 1 if ib is not None else learn.epoch if tb is not None else epochs - 1
+    if main: save_checkpoint(learn, ck, last, extra_cbs=[tb] if tb else [])   # final weights (after EMA)
     distrib_barrier()
 
 # %% ../nbs/09_training.ipynb #d20d359a
@@ -497,7 +726,7 @@ def _build(spec, size, scale, pretrained):
 
 # %% ../nbs/09_training.ipynb #4b8414a7
 RUN_FILES = ('train_state.json', 'checkpoint_*.pth', 'history_*.csv', 'curves.png', 'gan_curves.png', 'model.pkl',
-             'model.safetensors', 'results.csv', 'models/*_stage*.pth', 'models/*_stages_state.json')
+             'model.safetensors', 'results.csv', 'benchmarks.csv', 'models/*_stage*.pth', 'models/*_stages_state.json')
 
 def _run_files(out:Path) -> list[Path]: return sorted(f for pat in RUN_FILES for f in out.glob(pat) if f.is_file())
 
@@ -518,41 +747,75 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
           data, # folder of HR images (searched recursively)
           out, # output folder
           scale:int=4, # upscaling factor (the architecture's scales)
-          preset:str='bicubic', # degradation: bicubic, course-v3, restoration, realesrgan
-          patch:int=None, # HR patch size (default: the architecture's, 128 for unet/esrgan, 96 otherwise)
-          bs:int=None, # batch size (default 16)
+          recipe:str=None, # a published recipe: paper (the papers' patch, batch, Adam, iterations, schedule) or cpu (edsr: quality per CPU-minute); flags given override it
+          preset:str=None, # degradation: bicubic, course-v3, restoration, realesrgan (default: the recipe's, else bicubic)
+          patch:int=None, # HR patch size (default: the recipe's, else the architecture's: 128 for unet/esrgan, 96 otherwise)
+          bs:int=None, # batch size per process (default: the recipe's, else 16)
           epochs:int=None, # epochs of one-cycle per phase, or per stage of a staged schedule (default 10, or the stages' own)
-          schedule:str='one-cycle', # one-cycle, or the stage presets course-v3 / progressive (fit_progressive: frozen and unfrozen stages, growing patches scaled so the first is --patch, batch sizes capped at --bs, a checkpoint per stage)
+          iters:int=None, # train each phase for this many iterations (default: the recipe's); lr schedule in iterations
+          patches_per_epoch:int=None, # patches an epoch draws (images repeated): the validation and checkpoint interval (default for --iters: 1000 iterations' worth)
+          schedule:str=None, # one-cycle, or the stage presets course-v3 / progressive (fit_progressive: frozen and unfrozen stages, growing patches scaled so the first is --patch, batch sizes capped at --bs, a checkpoint per stage)
           minutes:float=None, # train each phase for this wall-clock time instead of --epochs
-          lr:float=None, # peak learning rate (default per arch)
+          lr:float=None, # peak learning rate (default: the recipe's, else per arch)
+          init:str=None, # start from this model file's weights where names and shapes match (EDSR's x3/x4 from its x2 model)
           pretrained:bool=True, # ImageNet weights for the U-Net encoder and the VGG losses (needs them in torch's cache offline)
           size:str=None, # model size: full (the papers'), small (CPU), or another size of the arch (default: the arch's, e.g. edsr baseline)
-          valid_pct:float=0.1, # fraction of images held out for validation
+          valid_pct:float=None, # fraction of images held out for validation (default: the recipe's, else 0.1)
           seed:int=42, # random seed
           resume:bool=False, # continue the run in OUT from its last checkpoint
           overwrite:bool=False, # start over in an OUT that holds a run: its files are deleted first
+          channels_last:bool|None=None, # channels-last memory format (default: on for CPU, the recipe's otherwise)
+          precision:str='fp32', # fp32, bf16 or fp16 (autocast; fp16 with a gradient scaler)
+          compile:bool=False, # torch.compile the model
+          workers:int=None, # loader processes (default: the recipe's, else 0 below 64 images, else up to 8)
+          cache:bool|None=None, # keep the decoded images in memory as uint8 (default: the recipe's)
           quiet:bool=False, # print nothing but errors
          ) -> dict:
     "Train `arch` on the HR images under `data` at `scale` into folder `out`; returns the learner, loaders and exported files."
     # -- everything a user can get wrong, before OUT is touched --
     spec = ARCHS[arch]
+    rec = recipe_for(recipe, arch) if recipe else None
+    if rec and rec.model: spec = ARCHS[rec.model]         # the recipe builds another architecture (cpu: a luma EDSR)
     check_number('--scale', scale, lo=1, integer=True)
+    if rec and rec.scales and scale not in rec.scales:
+        raise SRWorkError(f"the {recipe} recipe of {arch} trains x{', x'.join(map(str, rec.scales))}, not x{scale}")
+    if sum(v is not None for v in (epochs, minutes, iters)) > 1: raise SRWorkError("give one of --epochs, --minutes and --iters")
+    if iters is not None: check_number('--iters', iters, lo=1, integer=True)
+    if patches_per_epoch is not None: check_number('--patches-per-epoch', patches_per_epoch, lo=1, integer=True)
+    if workers is not None: check_number('--workers', workers, lo=0, integer=True)
+    if precision not in PRECISIONS: raise SRWorkError(f"--precision {precision!r}: choose {', '.join(PRECISIONS)}")
+    if init is not None and not Path(init).is_file(): raise SRWorkError(f"{init}: no such model file (--init)")
+    if rec:                                  # the recipe's values where no flag was given
+        size, preset, schedule = size or rec.size, preset or rec.preset, schedule or rec.schedule
+        patch, bs = patch or rec.hr(scale), bs or rec.bs
+        if epochs is None and minutes is None and iters is None: minutes = rec.minutes
+        channels_last = rec.channels_last if channels_last is None else channels_last
+        cache = rec.cache if cache is None else cache
+        workers = rec.workers if workers is None else workers
+        patches_per_epoch = patches_per_epoch or rec.patches_per_epoch
+    preset, schedule = preset or 'bicubic', schedule or 'one-cycle'
     for flag, v in (('--patch', patch), ('--bs', bs)):
         if v is not None: check_number(flag, v, lo=1, integer=True)
     if minutes is not None: check_number('--minutes', minutes, lo=0, lo_open=True)
     elif epochs is not None: check_number('--epochs', epochs, lo=1, integer=True)
     if lr is not None: check_number('--lr', lr, lo=0, lo_open=True)
+    valid_pct = valid_pct if valid_pct is not None else rec.valid_pct if rec else 0.1
     check_number('--valid-pct', valid_pct, 0, 1, lo_open=True, hi_open=True)      # the final table needs held-out images
     size = size or spec.default_size
     if size not in spec.sizes: raise SRWorkError(f"unknown model size {size!r} for {arch}: choose from {', '.join(spec.sizes)}")
     SCHEDULES[schedule]
-    if schedule != 'one-cycle' and minutes: raise SRWorkError(f"--minutes trains one time-budgeted cycle: use it with --schedule one-cycle, not {schedule}")
+    if schedule != 'one-cycle' and (minutes or iters): raise SRWorkError(f"--minutes and --iters train one budgeted cycle: use them with --schedule one-cycle, not {schedule}")
     crappifier_preset(preset, scale)
     if spec.scale_arg is not None: check_scale(arch, scale)
     patch, bs = patch or spec.patch, bs or 16
     if patch % scale: raise SRWorkError(f"--patch {patch} is not a multiple of --scale {scale}")
     out, data = Path(out).absolute(), Path(data)     # absolute: fastai joins a learner's path onto file names
     files = _check_train_data(data, patch)
+    phases = list(spec.phases)
+    plans = {ph: (rec.phases.get(ph) if rec else None) for ph in phases}
+    run_iters = {ph: iters or (p.iters if p and epochs is None and minutes is None else None) for ph, p in plans.items()}
+    if patches_per_epoch is None and any(run_iters.values()):      # iterations: validate and checkpoint every 1000
+        patches_per_epoch = (bs or 16) * min(1000, min(v for v in run_iters.values() if v))
     state = _run_state(out) if resume else {}
     if resume and not state: raise SRWorkError(f"{out}: nothing to resume (no train_state.json)")
     if resume and overwrite: raise SRWorkError("--resume continues the run in OUT and --overwrite deletes it: choose one")
@@ -566,13 +829,19 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     main = is_main_process()
     set_seed(seed)
     dls = sr_dataloaders(files, scale=scale, patch_size=patch, bs=bs, crappifier=preset, upsample_input=spec.upsample_input,
-                         normalize=spec.normalize, valid_pct=valid_pct, valid_size=patch, seed=seed, device=device)
+                         normalize=spec.normalize, valid_pct=valid_pct, valid_size=patch, seed=seed, device=device,
+                         num_workers=workers, cache=len(files) if cache else 0, patches_per_epoch=patches_per_epoch)
     if len(dls.train) == 0:
         raise SRWorkError(f"{len(dls.train_ds)} training images with --bs {bs} make no complete batch: use a smaller --bs or more images")
     model = _build(spec, size, scale, pretrained)
-    phases = list(spec.phases)
+    if init is not None:
+        copied = init_from(model, init)
+        if not quiet: print(f"started from {init}: {len(copied)} of {len(model.state_dict())} tensors (the others, e.g. another scale's upsampler, are new)")
     learn = _phase_learner(spec, dls, model, scale, phases[0], pretrained, out)     # builds (and checks) the first learner
-    lr = lr or spec.lr
+    lr_given = lr
+    lr = lr or (plans[phases[0]].lr if plans[phases[0]] else spec.lr)
+    dev = _device_type(learn)
+    speed = lambda: speed_callbacks(channels_last, precision, compile, dev)     # fresh callbacks for each phase's learner
     # -- training -- (files: rank 0 only, after every process has checked OUT as it was)
     distrib_barrier()
     if main and overwrite: _delete_run(out)
@@ -580,23 +849,31 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     stale = (clean_stale_temps(out) + clean_stale_temps(out/'models')) if main else []
     if stale and not quiet: print(f"removed {len(stale)} temporary file(s) left by a killed run: {', '.join(f.name for f in stale[:3])}")
     config = dict(arch=arch, data=str(data), scale=scale, preset=preset, patch=patch, bs=bs, epochs=epochs, minutes=minutes,
-                  lr=lr, pretrained=pretrained, size=size, valid_pct=valid_pct, seed=seed, schedule=schedule)
+                  lr=lr, pretrained=pretrained, size=size, valid_pct=valid_pct, seed=seed, schedule=schedule, recipe=recipe,
+                  iters=run_iters, patches_per_epoch=patches_per_epoch, init=init, channels_last=channels_last,
+                  precision=precision, compile=compile, workers=workers, cache=cache)
     state = {'config': config, 'done': state.get('done', [])}
     if main: _save_run_state(out, state)
     t0 = time.time()
     for i, phase in enumerate(phases):
         if i > 0: learn = _phase_learner(spec, dls, model, scale, phase, pretrained, out)
+        if rec: learn.opt_func = partial(Adam, mom=rec.betas[0], sqr_mom=rec.betas[1], eps=1e-8)
+        learn.add_cbs(speed())
+        plan = plans[phase]
         ck = out/f'checkpoint_{phase}.pth'
         if phase in state['done']:
             resume_checkpoint(learn, ck)
             if not quiet: print(f"{phase}: already done, weights from {ck}")
             continue
-        if not quiet: print(f"{arch} {phase}: x{scale}, preset {preset}, patch {patch}, bs {bs}, "
-                            f"{f'{minutes:g} min' if minutes else f'{epochs or 10} epochs'}, lr {lr:g}", flush=True)
-        phase_lr = lr if phase != 'gan' else min(lr, 1e-4)
+        phase_lr = plan.lr if plan and not lr_given else lr if phase != 'gan' else min(lr, 1e-4)
+        n_iters = run_iters[phase]
+        length = f'{minutes:g} min' if minutes else f'{n_iters} iterations' if n_iters else f'{epochs or 10} epochs'
+        if not quiet: print(f"{arch} {phase}: x{scale}{f', recipe {recipe}' if recipe else ''}, preset {preset}, patch {patch}, bs {bs}, "
+                            f"{length}, lr {phase_lr:g}", flush=True)
+        lr_fn = plan.lr_fn() if plan else (lr_schedule('warmup-cosine', 0.02) if n_iters else None)
         stages = schedule_stages(schedule, patch, bs, scale, epochs) if schedule != 'one-cycle' and phase != 'gan' else None
         if stages and not quiet: print('stages (HR patch, bs, epochs, lr, frozen):', [(s.patch_size, s.bs, s.epochs, s.lr, s.frozen) for s in stages])
-        args = (learn, out, phase, phases, epochs or 10, minutes, phase_lr, resume, quiet, stages)
+        args = (learn, out, phase, phases, epochs or 10, minutes, phase_lr, resume, quiet, stages, n_iters, lr_fn)
         if quiet:
             with learn.no_bar(), learn.no_logging(): _run_phase(*args)
         else: _run_phase(*args)
