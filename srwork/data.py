@@ -298,10 +298,9 @@ def prepare_images(data, # folder of HR images (searched recursively)
                   ) -> dict:
     "Decode every image under `data` once into `out` as memory-mappable `.npy` arrays that the training loaders read without decoding."
     src, dest = Path(data), Path(out)
-    files = image_files(src)
+    files = [f.absolute() for f in image_files(src)]           # (relative folders: paths and targets alike absolute)
     if dest.exists() and not dest.is_dir(): raise SRWorkError(f"{dest}: exists and is not a folder")
-    targets = _array_targets(files, src.absolute(), dest.absolute()) if files else []
-    files = [f.absolute() for f in files]
+    targets = _array_targets(files, src.absolute(), dest.absolute())
     written, skipped, failed, nbytes = [], [], [], 0
     for i, (f, t) in enumerate(zip(files, targets)):
         if not overwrite and t.is_file() and t.stat().st_mtime >= f.stat().st_mtime: skipped.append(t); continue

@@ -52,6 +52,15 @@ def test_prepare_names_bad_files_continues_and_refuses_collisions(tmp_path, srwo
     assert not (tmp_path/'out2').exists()
 
 
+def test_prepare_with_relative_folders_as_a_user_types_them(tmp_path, monkeypatch):
+    (tmp_path/'photos'/'a').mkdir(parents=True)
+    Image.new('RGB', (30, 20), (9, 8, 7)).save(tmp_path/'photos'/'a'/'x.png')
+    monkeypatch.chdir(tmp_path)
+    res = prepare_images('photos', 'arrays', quiet=True)
+    assert [p.relative_to(tmp_path).as_posix() for p in res['written']] == ['arrays/a/x.npy']
+    assert read_pixels('arrays/a/x.npy')[0, 0].tolist() == [9, 8, 7]
+
+
 def test_a_bad_array_is_named_when_training_starts(tmp_path, photos, srwork_refusals):
     prepare_images(photos, tmp_path/'npy', quiet=True)
     np.save(tmp_path/'npy'/'zz_wrong.npy', np.zeros((8, 8), np.float32))
