@@ -424,13 +424,18 @@ def fit_iters(learn:Learner, iters:int, lr, schedule=None, cbs=None, start_epoch
 # %% ../nbs/09_training.ipynb #d49669f8
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 
+def _conv_weights_to(model, fmt):
+    "Convolution kernels (4-d parameters with a spatial extent) in memory format `fmt`; buffers and 1×1 shapes stay (DDP's buffer broadcast refuses channels-last (1, C, 1, 1) tensors)."
+    for p in get_model(model).parameters():
+        if p.ndim == 4 and p.shape[2] * p.shape[3] > 1: p.data = p.data.contiguous(memory_format=fmt)
+
 class ChannelsLast(Callback):
-    "Model and input batches in channels-last memory format during the fit; the model returns to the default format after it."
+    "Convolution kernels and input batches in channels-last memory format during the fit; the default format after it."
     order = 5
-    def before_fit(self): self.learn.model.to(memory_format=torch.channels_last)
+    def before_fit(self): _conv_weights_to(self.learn.model, torch.channels_last)
     def before_batch(self):
         self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x for x in self.xb)
-    def after_fit(self): self.learn.model.to(memory_format=torch.contiguous_format)
+    def after_fit(self): _conv_weights_to(self.learn.model, torch.contiguous_format)
 
 def _device_type(learn) -> str:
     d = getattr(learn.dls, 'device', None)
