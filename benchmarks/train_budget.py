@@ -36,8 +36,10 @@ def main():
     a, extra = ap.parse_known_args()
     if a.threads: torch.set_num_threads(a.threads)
     overrides = {}
-    for k, v in zip(extra[::2], extra[1::2]):        # e.g. --lr 1e-3 --bs 8: passed to train as numbers
-        overrides[k.lstrip('-').replace('-', '_')] = float(v) if any(c in v for c in '.e') else int(v)
+    for k, v in zip(extra[::2], extra[1::2]):        # e.g. --lr 1e-3 --bs 8 --preset course-v3: passed to train
+        for typ in (int, float, str):
+            try: overrides[k.lstrip('-').replace('-', '_')] = typ(v); break
+            except ValueError: pass
     print(f"srwork train --arch edsr --recipe cpu --minutes {a.minutes:g} --scale {a.scale} on {a.data}, "
           f"{torch.get_num_threads()} threads{f', {overrides}' if overrides else ''}", flush=True)
     t0 = time.time()
@@ -45,7 +47,7 @@ def main():
                              eval_sets=a.eval, overwrite=True, **overrides)
     secs = time.time() - t0
     learn = run['learn']
-    iters = sum(1 for _ in learn.recorder.losses) if hasattr(learn.recorder, 'losses') else None
+    iters = len(learn.recorder.losses)             # the budgeted fit is one fit: one loss per iteration
     print(f"\n{iters} iterations in {a.minutes:g} min ({iters / (a.minutes * 60):.2f} it/s); whole run {secs / 60:.1f} min")
     record = dict(config=dict(vars(a), **overrides), threads=torch.get_num_threads(), iterations=iters, seconds=secs,
                   results=run['benchmarks'].to_dict(orient='index'))

@@ -555,7 +555,7 @@ RECIPES.register('cpu', {
 def recipe_for(name:str, arch:str) -> Recipe:
     "The recipe `name` of architecture `arch` (aliases resolved), with an error that lists what exists."
     recipes = RECIPES[name]
-    arch = ARCHS._aliases.get(arch, arch)
+    arch = ARCHS[arch].name                  # aliases resolved (and an unknown arch named)
     if arch not in recipes:
         every = '; '.join(f"{n}: {', '.join(r)}" for n, r in RECIPES.items())
         raise SRWorkError(f"no {name!r} recipe for {arch} (recipes: {every})")
