@@ -23,7 +23,7 @@ from .inference import upscale, upscale_tensor, load_model
 
 # %% auto #0
 __all__ = ['Bicubic', 'as_upscaler', 'bicubic_lr', 'benchmark_pair', 'evaluate', 'benchmark_table', 'plot_comparison',
-           'comparison_panel', 'demo', 'bench', 'benchmark_sets', 'train_and_evaluate']
+           'comparison_panel', 'demo', 'model_labels', 'bench', 'benchmark_sets', 'train_and_evaluate']
 
 # %% ../nbs/11_benchmark.ipynb #684c8545
 class Bicubic:
@@ -212,6 +212,14 @@ def demo(out='runs/demo', # output folder
     return dict(paths, source=src, seconds=time.time() - t0, iterations=iters, **scores)
 
 # %% ../nbs/11_benchmark.ipynb #32bfc73c
+def model_labels(paths, taken=()) -> list[str]:
+    "A column name per model file: its name without suffix, with as many parent folders as it takes to tell apart same-named files (and names in `taken`)."
+    paths = [Path(p) for p in paths]
+    for depth in range(1, max((len(p.parts) for p in paths), default=1) + 1):
+        labels = ['/'.join(p.with_suffix('').parts[-depth:]) for p in paths]
+        if len(set(labels)) == len(labels) and not set(labels) & set(taken): return labels
+    return [f'{l} ({i + 1})' for i, l in enumerate(labels)]      # one file given twice
+
 def bench(data:list, # folders of HR images, or dataset names under the data root
           scales:list=(2, 3, 4), # scales
           models:list=(), # model files (.safetensors or .pkl)
@@ -223,7 +231,7 @@ def bench(data:list, # folders of HR images, or dataset names under the data roo
     "Print (and return) the benchmark table of bicubic and `models` on `data` folders or dataset names."
     import pandas as pd
     ups = {'bicubic': Bicubic()} if bicubic else {}
-    for m in models: ups[Path(m).stem] = load_model(m, trust_pickle)
+    for label, m in zip(model_labels(models, taken=ups), models): ups[label] = load_model(m, trust_pickle)
     if not ups: raise SRWorkError("nothing to benchmark: give --model or drop --no-bicubic")
     table = benchmark_table(ups, list(data), scales=tuple(scales), y_channel=y_channel)
     with pd.option_context('display.width', 200, 'display.max_columns', None, 'display.float_format', '{:.4f}'.format):

@@ -171,10 +171,13 @@ def main(argv=None) -> int:
     "Entry point of the `srwork` program; returns the exit code."
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith('-')), None)
-    try: args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    try: args = build_parser(command if command in COMMANDS else None).parse_args(argv)   # (imports the command's module)
     except SRWorkError as e:
         print(f"srwork: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:        # nothing has started yet
+        print("srwork: interrupted", file=sys.stderr)
+        return 130
     func = getattr(args, '_func', None)
     if func is None:
         build_parser().print_help(sys.stderr)

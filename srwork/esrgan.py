@@ -324,10 +324,13 @@ class AdversarialTrainer(Callback):
 
 # %% ../nbs/07_esrgan.ipynb #991a3a3b
 class GeneratorEMA(Callback):
-    "Exponential moving average of the model's weights; used for validation and copied in at the end (`apply_at_end`)."
+    "Exponential moving average of the model's weights (decay warmed up over the first updates); used for validation and copied in at the end (`apply_at_end`)."
     order = 60
-    def __init__(self, decay:float=0.999, apply_at_end:bool=True):
-        self.decay, self.apply_at_end, self.ema, self._backup = decay, apply_at_end, None, None
+    def __init__(self, decay:float=0.999, apply_at_end:bool=True, warmup:bool=True):
+        self.decay, self.apply_at_end, self.warmup, self.ema, self._backup, self.updates = decay, apply_at_end, warmup, None, None, 0
+    def decay_at(self, n:int) -> float:
+        "The decay of update `n`: `decay`, or with `warmup` min(decay, (1 + n) / (10 + n)) (TensorFlow's num_updates rule)."
+        return min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
     @property
     def generator(self) -> nn.Module: return get_model(self.learn.model)     # not DDP's wrapper: its names start with module.
     def _init(self):
@@ -338,11 +341,13 @@ class GeneratorEMA(Callback):
     @torch.no_grad()
     def after_step(self):
         if _world() > 1: _average([b for b in self.generator.buffers() if b.is_floating_point()])   # a BN generator (SRGAN's): one set of statistics, as D's
+        d = self.decay_at(self.updates)
         for k, v in self.generator.state_dict().items():
             e = self.ema[k].to(v.device)
-            if v.is_floating_point(): e.mul_(self.decay).add_(v.float(), alpha=1 - self.decay)
+            if v.is_floating_point(): e.mul_(d).add_(v.float(), alpha=1 - d)
             else: e.copy_(v)
             self.ema[k] = e
+        self.updates += 1
     def before_validate(self):
         self._backup = {k: v.detach().clone() for k, v in self.generator.state_dict().items()}
         self.generator.load_state_dict({k: v.to(self._backup[k].dtype) for k, v in self.ema.items()})
@@ -354,8 +359,8 @@ class GeneratorEMA(Callback):
         "Copy the averaged weights into the model."
         sd = self.generator.state_dict()
         self.generator.load_state_dict({k: v.to(sd[k].dtype) for k, v in self.ema.items()})
-    def checkpoint_state(self) -> dict: return dict(ema=self.ema)
-    def load_checkpoint_state(self, state:dict): self.ema = state['ema']
+    def checkpoint_state(self) -> dict: return dict(ema=self.ema, updates=self.updates)
+    def load_checkpoint_state(self, state:dict): self.ema, self.updates = state['ema'], state.get('updates', 10**9)   # (older checkpoints: warmed up)
 
 # %% ../nbs/07_esrgan.ipynb #ce360ab6
 DISCRIMINATORS = Registry('discriminator')       # name -> f(patch, num_feat) -> nn.Module

@@ -16,7 +16,7 @@ import fastai.callback.schedule     # fit_one_cycle, lr_find
 from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelFitException, CancelTrainException
 from fastai.callback.progress import ProgressCallback
-from fastprogress.fastprogress import master_bar
+from fastprogress.fastprogress import master_bar, ConsoleMasterBar, IN_NOTEBOOK
 from fastcore.basics import noop
 from fastai.torch_core import get_model        # the bare model inside DDP
 from fastai.metrics import LossMetric
@@ -28,17 +28,17 @@ from .crappify import crappifier_preset
 from .data import dls_at, sr_dataloaders, image_files, read_pixels
 from .models import ARCHS, create_model, check_scale, sr_learner, save_model, callback_states, load_callback_states, init_from
 from . import edsr, esrgan, unet       # the built-in architectures register themselves on import
-from .esrgan import plot_gan
+from .esrgan import plot_gan, GeneratorEMA
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'SCHEDULES', 'RECIPES', 'RUN_FILES', 'Stage', 'in_test', 'course_v3_stages', 'progressive_stages',
            'group_lrs', 'trainable_groups', 'progressive_state', 'fit_progressive', 'save_checkpoint',
            'EpochCheckpoint', 'resume_checkpoint', 'lean_pickle', 'export_generator', 'is_distributed',
            'is_main_process', 'setup_distributed', 'teardown_distributed', 'agreed', 'ShardedAvgLoss', 'ddp',
-           'lr_schedule', 'TimeBudget', 'BudgetProgress', 'lazy_epoch_bar', 'fit_budget', 'IterBudget', 'epochs_for',
-           'fit_iters', 'ChannelsLast', 'AutocastPrecision', 'CompileModel', 'speed_callbacks', 'schedule_stages',
-           'PhasePlan', 'Recipe', 'recipe_for', 'recipe_table', 'recipe_run_args', 'save_figure', 'HistoryCSV',
-           'plot_curves', 'CurvesPlot', 'train']
+           'lr_schedule', 'Budget', 'TimeBudget', 'BudgetProgress', 'lazy_epoch_bar', 'fit_budget', 'IterBudget',
+           'epochs_for', 'fit_iters', 'ChannelsLast', 'AutocastPrecision', 'CompileModel', 'speed_callbacks',
+           'schedule_stages', 'PhasePlan', 'Recipe', 'recipe_for', 'recipe_table', 'recipe_run_args', 'save_figure',
+           'HistoryCSV', 'plot_curves', 'CurvesPlot', 'train']
 
 # %% ../nbs/09_training.ipynb #a1e92b26
 @dataclass
@@ -332,9 +332,16 @@ def _times(lr, m:float):
     return slice(lr.start * m if lr.start else None, lr.stop * m) if isinstance(lr, slice) else lr * m
 
 # %% ../nbs/09_training.ipynb #c9702264
-class TimeBudget(Callback):
-    "Stop training after `minutes`; lr = `lr_max` × `schedule`(fraction of the time spent); default: linear warm-up over `warmup`, then cosine to `lr_max/div_final`."
+class Budget(Callback):
+    "Base of the training budgets: the last epoch's training stops early (`CancelTrainException`), is validated and logged, and the fit ends before the next epoch."
     order = 60
+    def after_cancel_train(self):
+        # fastai's Recorder drops the training loss of a cancelled training phase, so the epoch's log row would shift
+        # (its valid_loss written under train_loss): the last epoch is only a shorter one, its loss is kept
+        if hasattr(self.learn, 'recorder'): self.learn.recorder.cancel_train = False
+
+class TimeBudget(Budget):
+    "Stop training after `minutes`; lr = `lr_max` × `schedule`(fraction of the time spent); default: linear warm-up over `warmup`, then cosine to `lr_max/div_final`."
     def __init__(self, minutes:float, lr_max:float, warmup:float=0.02, div_final:float=100., elapsed:float=0., schedule=None):
         self.budget, self.lr_max, self.warmup, self.div_final = minutes * 60, lr_max, warmup, div_final
         self.schedule = schedule or lr_schedule('warmup-cosine', warmup, div_final)
@@ -350,20 +357,33 @@ class TimeBudget(Callback):
     def before_batch(self):
         if not self.training: return
         frac = agreed(time.perf_counter() - self.t0) / self.budget
-        if frac >= 1: raise CancelFitException()
+        if frac >= 1: raise CancelTrainException()       # this epoch ends here, is validated and logged; then the fit ends
         self.opt.set_hyper('lr', self.lr_at(frac))
     def after_batch(self):
         if self.training: self.iters += 1
     @property
     def elapsed(self) -> float: return time.perf_counter() - self.t0
+    def n_epochs(self): return None                  # open-ended: the clock ends the fit
+    def epoch_caption(self, epoch:int) -> str: return f"Epoch {epoch + 1} ({self.elapsed / 60:.1f} of {self.budget / 60:g} min)"
     def checkpoint_state(self) -> dict: return dict(elapsed=self.elapsed)
 
 # %% ../nbs/09_training.ipynb #87297c42
+class _CaptionedConsoleBar(ConsoleMasterBar):
+    "fastprogress's console epoch bar whose caption comes from `caption(epoch)` (fastprogress writes 'Epoch i/n_epoch')."
+    def __init__(self, gen, caption:Callable, total=None): super().__init__(gen, total=total); self.caption = caption
+    def add_child(self, child):
+        super().add_child(child)
+        self.child.prefix = f'{self.caption(self.main_bar.last_v or 0)} :'
+
 class BudgetProgress(ProgressCallback):
-    "fastai's progress bars over a lazy `range` of epochs: any `n_epoch` costs nothing (a time budget's 10**9 included)."
+    "fastai's progress bars over a lazy `range` of epochs, captioned by the budget (epochs of an iteration budget, minutes of a time budget)."
     def before_fit(self):
         assert hasattr(self.learn, 'recorder')
-        if self.create_mbar: self.mbar = master_bar(range(self.n_epoch))
+        if self.create_mbar:
+            budget = next((cb for cb in self.learn.cbs if isinstance(cb, Budget)), None)
+            total = budget.n_epochs() if budget is not None else self.n_epoch
+            if budget is not None and not IN_NOTEBOOK: self.mbar = _CaptionedConsoleBar(range(self.n_epoch), budget.epoch_caption, total)
+            else: self.mbar = master_bar(range(self.n_epoch), total=total)
         if self.learn.logger != noop:
             self.old_logger, self.learn.logger = self.logger, self._write_stats
             self._write_stats(self.recorder.metric_names)
@@ -388,9 +408,8 @@ def fit_budget(learn:Learner, minutes:float, lr_max:float, warmup:float=0.02, di
     return tb
 
 # %% ../nbs/09_training.ipynb #ffd33779
-class IterBudget(Callback):
+class IterBudget(Budget):
     "Train exactly `iters` iterations; lr = `lr_max` × `schedule`(iteration / iters) at every batch (default: constant)."
-    order = 60
     def __init__(self, iters:int, lr_max, schedule=None):
         check_number('iters', iters, lo=1, integer=True)
         self.total, self.lr_max, self.schedule, self.done = int(iters), lr_max, schedule or lr_schedule('constant'), 0
@@ -410,6 +429,8 @@ class IterBudget(Callback):
         if self.training: self.done = self._iteration() + 1
     def before_epoch(self):          # the fit ends before an epoch with nothing left (any epoch count asked of fit)
         if self.epoch * self.per_epoch >= self.total: raise CancelFitException()
+    def n_epochs(self) -> int: return epochs_for(self.total, getattr(self, 'per_epoch', None) or len(self.dls.train))
+    def epoch_caption(self, epoch:int) -> str: return f"Epoch {epoch + 1}/{self.n_epochs()}"
 
 def epochs_for(iters:int, per_epoch:int) -> int:
     "Epochs of `per_epoch` iterations that hold `iters` iterations (the last one may stop early)."
@@ -442,16 +463,24 @@ def _device_type(learn) -> str:
     return torch.device(d).type if d is not None else 'cpu'
 
 class AutocastPrecision(MixedPrecision):
-    "fastai's `MixedPrecision` on the loaders' device (CPU included): bf16, or fp16 with a gradient scaler; `learn.autocast_dtype` tells other callbacks."
+    "fastai's `MixedPrecision` on the loaders' device (CPU included): training batches in bf16, or fp16 with a gradient scaler; validation in full precision; `learn.autocast_dtype` tells other callbacks."
     def before_fit(self):
         from torch.amp import GradScaler, autocast
+        self._leave()                      # (a context an interrupted fit left open)
         dev = _device_type(self.learn)
         dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
         self.kwargs['enabled'] = dtype == torch.float16
         self.autocast, self.learn.scaler, self.scales = autocast(dev, dtype=dtype), GradScaler(dev, **self.kwargs), []
         self.learn.autocast_dtype = (dev, dtype)
+    def before_batch(self):
+        self._leave()
+        if self.training: self.autocast.__enter__(); self._open = True
+    def after_loss(self): self._leave()
+    def after_train(self): self._leave()       # a budget's CancelTrainException in before_batch skips after_loss
+    def _leave(self):
+        if getattr(self, '_open', False): self.autocast.__exit__(None, None, None); self._open = False
     def after_fit(self):
-        super().after_fit(); self.learn.autocast_dtype = None
+        self._leave(); super().after_fit(); self.learn.autocast_dtype = None
 
 class CompileModel(Callback):
     "`torch.compile` the model in place for the fit (state-dict names unchanged); plain again after it (pickles, exports)."
@@ -524,6 +553,7 @@ class Recipe:
     patches_per_epoch:int|None = None
     valid_pct:float = 0.1
     fine_tune:str = ''                # how other scales start (EDSR: from the x2 model)
+    ema:float|None = None             # decay of an EMA of the weights (validated and exported), or none
 
     def hr(self, scale:int) -> int: return self.hr_patch or self.lr_patch * scale
 
@@ -571,13 +601,15 @@ def recipe_table():
             base = dict(recipe=name, arch=arch + (f' ({r.model})' if r.model else ''), size=r.size or '',
                         patch=f'LR {r.lr_patch} (HR {r.lr_patch}×scale)' if r.lr_patch else f'HR {r.hr_patch}', batch=r.bs,
                         adam_betas=str(r.betas))
-            if not r.phases: rows.append(dict(base, phase='stages', iterations='10 epochs per stage', lr=r.schedule, schedule=r.schedule, source=r.source))
+            if not r.phases: rows.append(dict(base, phase='stages', iterations='10 epochs per stage', lr=r.schedule, schedule=r.schedule,
+                                              ema=f'{r.ema:g}' if r.ema else '', source=r.source))
             for ph, p in r.phases.items():
                 sched = {'multistep': f"×{p.gamma:g} at {', '.join(f'{m // 1000}k' for m in p.milestones)}",
                          'cosine-restarts': f'cosine, {p.restarts} restarts (every {p.iters // p.restarts // 1000}k), min {p.eta_min:g}' if p.iters else 'cosine restarts',
                          'warmup-cosine': f'{p.warmup:.0%} warm-up, cosine (time-based)', 'constant': 'constant'}.get(p.schedule, p.schedule)
                 rows.append(dict(base, phase=ph, iterations=f'{p.iters // 1000}k' if p.iters else f'{r.minutes:g} min',
-                                 lr=f'{p.lr:g}', schedule=sched, source=r.source + (f'; {r.fine_tune}' if r.fine_tune else '')))
+                                 lr=f'{p.lr:g}', schedule=sched, ema=f'{r.ema:g}' if r.ema else '0.999' if ph == 'gan' else '',
+                                 source=r.source + (f'; {r.fine_tune}' if r.fine_tune else '')))
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_training.ipynb #972bca54
@@ -719,6 +751,12 @@ def _run_phase(learn, out, phase, phases, epochs, minutes, lr, resume, quiet, st
     distrib_barrier()
 
 # %% ../nbs/09_training.ipynb #d20d359a
+def _use_ema(learn, decay:float):
+    "An EMA of `learn`'s weights with `decay`: the learner's own (a GAN phase's) gets the decay, others get one."
+    own = [cb for cb in learn.cbs if isinstance(cb, GeneratorEMA)]
+    if own: own[0].decay = decay
+    else: learn.add_cb(GeneratorEMA(decay))
+
 def _phase_learner(spec, dls, model, scale, phase, pretrained, path):
     make = spec.learner or (lambda dls, model, scale, phase, pretrained, **kw: sr_learner(dls, model, scale, **kw))
     try: return make(dls, model, scale, phase, pretrained, path=path)
@@ -774,6 +812,7 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
           compile:bool=False, # torch.compile the model
           workers:int=None, # loader processes (default: the recipe's, else 0 below 64 images, else up to 8)
           cache:bool|None=None, # keep the decoded images in memory as uint8 (default: the recipe's)
+          ema:float=None, # keep an exponential moving average of the weights with this decay (BasicSR's 0.999): validated, checkpointed and exported (default: the recipe's; the GAN phase always keeps one, 0.999)
           quiet:bool=False, # print nothing but errors
          ) -> dict:
     "Train `arch` on the HR images under `data` at `scale` into folder `out`; returns the learner, loaders and exported files."
@@ -798,6 +837,8 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
         cache = rec.cache if cache is None else cache
         workers = rec.workers if workers is None else workers
         patches_per_epoch = patches_per_epoch or rec.patches_per_epoch
+        ema = rec.ema if ema is None else ema
+    if ema is not None: check_number('--ema', ema, 0, 1, lo_open=True, hi_open=True)
     preset, schedule = preset or 'bicubic', schedule or 'one-cycle'
     for flag, v in (('--patch', patch), ('--bs', bs)):
         if v is not None: check_number(flag, v, lo=1, integer=True)
@@ -856,7 +897,7 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     config = dict(arch=arch, data=str(data), scale=scale, preset=preset, patch=patch, bs=bs, epochs=epochs, minutes=minutes,
                   lr=lr, pretrained=pretrained, size=size, valid_pct=valid_pct, seed=seed, schedule=schedule, recipe=recipe,
                   iters=run_iters, patches_per_epoch=patches_per_epoch, init=init, channels_last=channels_last,
-                  precision=precision, compile=compile, workers=workers, cache=cache)
+                  precision=precision, compile=compile, workers=workers, cache=cache, ema=ema)
     state = {'config': config, 'done': state.get('done', [])}
     if main: _save_run_state(out, state)
     t0 = time.time()
@@ -864,6 +905,7 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
         if i > 0: learn = _phase_learner(spec, dls, model, scale, phase, pretrained, out)
         if rec: learn.opt_func = partial(Adam, mom=rec.betas[0], sqr_mom=rec.betas[1], eps=1e-8)
         learn.add_cbs(speed())
+        if ema: _use_ema(learn, ema)
         plan = plans[phase]
         ck = out/f'checkpoint_{phase}.pth'
         if phase in state['done']:

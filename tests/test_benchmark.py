@@ -82,3 +82,18 @@ def test_cli_bench(hr_dir):
     r = subprocess.run([sys.executable, '-m', 'srwork.cli', 'bench', '--data', str(hr_dir / 'missing')],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and r.stderr.startswith('srwork: error:') and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_bench_tells_same_named_models_apart(hr_dir, tmp_path):
+    "Two runs' model.safetensors: two columns named by their folders (one used to replace the other silently)."
+    from srwork.models import create_model, save_model
+    for seed, run in enumerate('ab'):
+        torch.manual_seed(seed)
+        save_model(create_model('edsr', 'small', 2), tmp_path/run/'model.safetensors')
+    r = subprocess.run([sys.executable, '-m', 'srwork.cli', 'bench', '--data', str(hr_dir), '--scale', '2',
+                        '--model', str(tmp_path/'a'/'model.safetensors'), '--model', str(tmp_path/'b'/'model.safetensors')],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    header, psnr = r.stdout.splitlines()[0].split(), r.stdout.splitlines()[1].split()
+    assert header == ['bicubic', 'a/model', 'b/model'], r.stdout
+    assert psnr[-2] != psnr[-1], r.stdout                                  # two models measured, not one twice

@@ -77,3 +77,20 @@ def test_console_script_installed():
     assert exe.exists(), 'the srwork console script is not installed next to this Python'
     r = subprocess.run([exe, '--version'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and 'srwork' in r.stdout
+
+
+def test_ctrl_c_while_the_program_starts_is_one_line(tmp_path):
+    "Ctrl-C in the seconds spent importing torch and fastai, parsing, or just after: exit 130 and one line, never a traceback."
+    import signal, time
+    from srwork.core import sample_images
+    photos = sample_images(tmp_path/'photos')
+    exe = Path(sys.executable).parent / 'srwork'
+    for i, delay in enumerate((0.3, 1.0, 2.0, 4.0)):      # (the import takes seconds; whichever phase the signal hits)
+        p = subprocess.Popen([exe, 'train', '--arch', 'edsr', '--size', 'small', '--data', photos, '-o', tmp_path/f'out{i}'],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 130 and 'Traceback' not in err, (delay, err[-2000:])
+        assert err.strip().splitlines()[-1].startswith('srwork: interrupted'), (delay, err[-2000:])

@@ -1,5 +1,5 @@
 "Training at scale: prepared arrays, epochs of a chosen size, iteration budgets and schedules, the papers' recipes, the cpu recipe, speed options."
-import json
+import csv, json
 
 import numpy as np
 import pytest
@@ -9,6 +9,15 @@ from PIL import Image
 from srwork.core import SRWorkError, load_image, sample_images
 from srwork.data import prepare_images, read_pixels, sr_dataloaders, _as_float
 from srwork.training import train, lr_schedule, recipe_for
+
+
+def _history(path):
+    "The rows of a run's history CSV, each checked to hold a number under every column but `time`."
+    rows = list(csv.DictReader(path.open()))
+    for row in rows:
+        assert None not in row and all(v is not None for v in row.values()), row     # no row longer or shorter than the header
+        [float(v) for k, v in row.items() if k != 'time']
+    return rows
 
 
 @pytest.fixture(scope='module')
@@ -81,8 +90,10 @@ def test_iteration_budget_runs_exactly_and_checkpoints_per_epoch(photos, tmp_pat
                 valid_pct=0.25, quiet=True)
     learn = run['learn']
     assert len(learn.recorder.losses) == 7                                 # 3 + 3 + 1 iterations
-    hist = (tmp_path/'it'/'history_train.csv').read_text().strip().splitlines()
-    assert len(hist) == 1 + 3
+    rows = _history(tmp_path/'it'/'history_train.csv')
+    assert len(rows) == 3
+    # the shortened last epoch keeps its training loss (fastai's Recorder drops it and the row shifts left)
+    assert [float(rows[-1][k]) for k in ('train_loss', 'valid_loss')] == pytest.approx(learn.recorder.values[-1][:2])
     state = json.loads((tmp_path/'it'/'train_state.json').read_text())
     assert state['config']['iters'] == {'train': 7} and state['finished']
     ck = torch.load(tmp_path/'it'/'checkpoint_train.pth', weights_only=False)
@@ -112,6 +123,21 @@ def test_cpu_recipe_is_the_budget_benchmarks_recipe(photos, tmp_path):
     assert (cfg['patch'], cfg['bs'], cfg['lr'], cfg['channels_last'], cfg['cache'], cfg['workers']) == (96, 16, 2e-3, True, True, 0)
     assert run['dls'].train.fake_l.num_workers == 0 and len(run['dls'].train_ds) == 3200
     assert next(learn.model.parameters()).is_contiguous()               # back to the default layout for exports
+    # the clock stopped the first epoch of 200 iterations: it is validated and logged all the same
+    rows = _history(tmp_path/'cpu'/'history_train.csv')
+    assert len(rows) == 1 and float(rows[0]['train_loss']) > 0 and float(rows[0]['psnr']) > 20
+
+
+def test_an_ema_of_the_weights_is_validated_checkpointed_and_exported(photos, tmp_path):
+    from srwork.inference import load_model
+    run = train('edsr', photos, tmp_path/'e', scale=2, size='small', patch=32, bs=4, iters=7, patches_per_epoch=12,
+                valid_pct=0.25, ema=0.9, quiet=True)
+    assert json.loads((tmp_path/'e'/'train_state.json').read_text())['config']['ema'] == 0.9
+    state = torch.load(tmp_path/'e'/'checkpoint_train.pth', weights_only=False)['extra']['GeneratorEMA']
+    assert state['updates'] == 7                                             # one update per iteration (for resuming)
+    exported = load_model(tmp_path/'e'/'model.safetensors').model.state_dict()
+    for k, v in state['ema'].items(): assert torch.equal(exported[k].float(), v), k     # what is exported is the average
+    assert [len(v) for v in run['learn'].recorder.values] == [4, 4, 4]     # losses, PSNR, SSIM of the averaged weights
 
 
 def test_recipe_refusals(photos, tmp_path, srwork_refusals):
@@ -121,6 +147,7 @@ def test_recipe_refusals(photos, tmp_path, srwork_refusals):
         'give one of --epochs, --minutes and --iters': ['--arch', 'edsr', '--iters', 5, '--epochs', 2, '--scale', 2],
         'missing.pth: no such model file': ['--arch', 'edsr', '--init', tmp_path/'missing.pth', '--scale', 2],
         '--minutes and --iters train one budgeted cycle': ['--arch', 'unet', '--iters', 5, '--schedule', 'course-v3', '--scale', 2],
+        '--ema must be a number greater than 0 and less than 1, not 1.5': ['--arch', 'edsr', '--ema', 1.5, '--scale', 2],
     }
     runs = [(['train', *args, '--data', photos, '-o', tmp_path/f'o{i}'], tmp_path/f'o{i}') for i, args in enumerate(cases.values())]
     for msg, (rc, err, written) in zip(cases, srwork_refusals(runs)):
