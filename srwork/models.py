@@ -212,11 +212,9 @@ def sr_learner(dls, model:nn.Module, scale:int, loss_func=None, metrics=None, up
                    metrics=metrics if metrics is not None else [PSNR(scale), SSIM(scale)], wd=0., **kwargs)
 
 # %% ../nbs/05_models.ipynb #32a73eee
-def read_state_dict(path, key:str=None, convert:bool=True) -> dict:
-    "A state dict from a weight file, read with `weights_only=True` (no code runs): unwraps `params_ema`/`params`/`state_dict` (or `key`), `module.` prefixes and (with `convert`) registered key layouts."
-    p = Path(path)
-    if not p.is_file(): raise SRWorkError(f"{p}: weight file not found")
-    try: obj = torch.load(p, map_location='cpu', weights_only=True)
+def _torch_load_weights(p:Path):
+    "`torch.load` of `p` with `weights_only=True`, its failures said in one line naming the file."
+    try: return torch.load(p, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r'GLOBAL (\S+)', str(e))              # what torch's weights-only unpickler refused to import
         if found is None: raise SRWorkError(f"{p}: not a readable PyTorch weight file (corrupt or not a torch.save file)") from None
@@ -224,6 +222,16 @@ def read_state_dict(path, key:str=None, convert:bool=True) -> dict:
                           "with weights_only=True and runs no code from them; save model.state_dict() instead") from None
     except Exception as e:
         raise SRWorkError(f"{p}: not a readable PyTorch weight file ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+
+def read_state_dict(path, key:str=None, convert:bool=True) -> dict:
+    "A state dict from a weight file (.safetensors, or torch.save read with `weights_only=True`: no code runs): unwraps `params_ema`/`params`/`state_dict` (or `key`), `module.` prefixes and (with `convert`) registered key layouts."
+    p = Path(path)
+    if not p.is_file(): raise SRWorkError(f"{p}: weight file not found")
+    if p.suffix.lower() == '.safetensors':            # (srwork's save_model, or published safetensors weights)
+        from safetensors.torch import load_file
+        try: obj = load_file(str(p))
+        except Exception as e: raise SRWorkError(f"{p}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+    else: obj = _torch_load_weights(p)
     if isinstance(obj, dict):
         for k in ([key] if key else ['params_ema', 'params', 'state_dict', 'model']):
             if k in obj and isinstance(obj[k], dict): obj = obj[k]; break
@@ -245,7 +253,7 @@ def count_blocks(sd:dict, prefix:str='body') -> int:
     return len({int(m[1]) for k in sd if (m := re.match(rf'{re.escape(prefix)}\.(\d+)\.', k))})
 
 def load_pretrained(model:nn.Module, path, strict:bool=True, key:str=None) -> nn.Module:
-    "Load a published (BasicSR, official release, or srwork) `.pth` into `model`; a clear error lists mismatched keys."
+    "Load a published (BasicSR, official release, or srwork) `.pth` or `.safetensors` into `model`; a clear error lists mismatched keys."
     sd = read_state_dict(path, key)
     try: model.load_state_dict(sd, strict=strict)
     except RuntimeError as e:
@@ -256,13 +264,7 @@ def load_pretrained(model:nn.Module, path, strict:bool=True, key:str=None) -> nn
 # %% ../nbs/05_models.ipynb #2868544a
 def init_from(model:nn.Module, source) -> list[str]:
     "Copy every parameter of `source` (model, state dict, or weight file: .pth or srwork's .safetensors) whose name and shape match into `model`; returns the copied names."
-    if isinstance(source, dict): sd = source
-    elif isinstance(source, (str, Path)) and Path(source).suffix == '.safetensors':
-        from safetensors.torch import load_file
-        try: sd = convert_keys(load_file(str(source)))
-        except Exception as e: raise SRWorkError(f"{source}: not a readable safetensors file ({type(e).__name__}: {e})") from None
-    elif isinstance(source, (str, Path)): sd = read_state_dict(source)
-    else: sd = source.state_dict()
+    sd = source if isinstance(source, dict) else read_state_dict(source) if isinstance(source, (str, Path)) else source.state_dict()
     own = model.state_dict()
     copied = [k for k, v in sd.items() if k in own and own[k].shape == v.shape]
     if not copied: raise SRWorkError("init_from: no parameter of the source matches this model")
