@@ -18,7 +18,8 @@ from .metrics import psnr, ssim
 from functools import partial
 from fastai.optimizer import Adam
 from .models import ARCHS, Upscaler, create_model, save_model
-from .training import train, fit_budget, is_main_process, recipe_for, speed_callbacks
+from .esrgan import GeneratorEMA
+from .training import train, fit_budget, is_main_process, recipe_for, recipe_precision, speed_callbacks
 from .inference import upscale, upscale_tensor, load_model
 
 # %% auto #0
@@ -165,9 +166,9 @@ def _train_demo_model(files, scale:int, minutes:float, quiet:bool):
     learn = ARCHS[r.model].learner(dls, create_model(r.model, r.size, scale), scale, 'train', False, metrics=[])
     learn.opt_func = partial(Adam, mom=r.betas[0], sqr_mom=r.betas[1], eps=1e-8)
     if not quiet: print(f"training EDSR-Y 8x32 x{scale} on {len(files)} images for {minutes:g} min ...", flush=True)
-    plan = r.phases['train']
+    plan, (precision, _) = r.phases['train'], recipe_precision(r, 'cpu')
     with learn.no_bar(), learn.no_logging():
-        tb = fit_budget(learn, minutes, plan.lr, plan.warmup, cbs=speed_callbacks(r.channels_last))
+        tb = fit_budget(learn, minutes, plan.lr, plan.warmup, cbs=speed_callbacks(r.channels_last, precision) + ([GeneratorEMA(r.ema)] if r.ema else []))
     return learn, tb.iters
 
 # %% ../nbs/11_benchmark.ipynb #a236b3b9

@@ -36,9 +36,9 @@ __all__ = ['PRECISIONS', 'SCHEDULES', 'RECIPES', 'RUN_FILES', 'Stage', 'in_test'
            'EpochCheckpoint', 'resume_checkpoint', 'lean_pickle', 'export_generator', 'is_distributed',
            'is_main_process', 'setup_distributed', 'teardown_distributed', 'agreed', 'ShardedAvgLoss', 'ddp',
            'lr_schedule', 'Budget', 'TimeBudget', 'BudgetProgress', 'lazy_epoch_bar', 'fit_budget', 'IterBudget',
-           'epochs_for', 'fit_iters', 'ChannelsLast', 'AutocastPrecision', 'CompileModel', 'speed_callbacks',
-           'schedule_stages', 'PhasePlan', 'Recipe', 'recipe_for', 'recipe_table', 'recipe_run_args', 'save_figure',
-           'HistoryCSV', 'plot_curves', 'CurvesPlot', 'train']
+           'epochs_for', 'fit_iters', 'ChannelsLast', 'AutocastPrecision', 'CompileModel', 'native_bf16',
+           'speed_callbacks', 'schedule_stages', 'PhasePlan', 'Recipe', 'recipe_for', 'recipe_precision',
+           'recipe_table', 'recipe_run_args', 'save_figure', 'HistoryCSV', 'plot_curves', 'CurvesPlot', 'train']
 
 # %% ../nbs/09_training.ipynb #a1e92b26
 @dataclass
@@ -492,6 +492,15 @@ class CompileModel(Callback):
 # %% ../nbs/09_training.ipynb #03d65ace
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 
+def native_bf16(device:str='cpu') -> bool:
+    "Whether `device` computes bf16 in hardware: a CUDA GPU that supports it, or a Linux CPU with AVX512-BF16/AMX (x86) or BF16 (Arm) instructions. Elsewhere bf16 is emulated, slower than fp32."
+    if device == 'cuda': return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device != 'cpu': return False
+    try: info = Path('/proc/cpuinfo').read_text()
+    except OSError: return False         # (not Linux: not detected)
+    flags = {f for l in info.splitlines() if l.split(':')[0].strip() in ('flags', 'Features') for f in l.split(':', 1)[1].split()}
+    return bool(flags & {'avx512_bf16', 'amx_bf16', 'bf16'})
+
 def speed_callbacks(channels_last:bool|None=None, precision:str='fp32', compile:bool=False, device:str='cpu') -> list:
     "The speed callbacks for these choices; `channels_last=None` takes the measured default for `device` (on for CPUs, see below)."
     if precision not in PRECISIONS: raise SRWorkError(f"unknown precision {precision!r}: choose {', '.join(PRECISIONS)}")
@@ -554,6 +563,7 @@ class Recipe:
     valid_pct:float = 0.1
     fine_tune:str = ''                # how other scales start (EDSR: from the x2 model)
     ema:float|None = None             # decay of an EMA of the weights (validated and exported), or none
+    precision:str = 'fp32'            # autocast dtype of training batches; bf16 only where the device computes it natively
 
     def hr(self, scale:int) -> int: return self.hr_patch or self.lr_patch * scale
 
@@ -579,7 +589,8 @@ RECIPES.register('paper', {
 RECIPES.register('cpu', {
     'edsr': Recipe('edsr', 'srwork: quality per CPU-minute on 2 cores (benchmarks/train_budget.py)', lr_patch=48, model='ychannel',
                    size='full', phases={'train': PhasePlan(None, 2e-3, 'warmup-cosine', warmup=0.02)}, minutes=30,
-                   channels_last=True, cache=True, workers=0, patches_per_epoch=200 * 16, valid_pct=0.03),
+                   channels_last=True, cache=True, workers=0, patches_per_epoch=200 * 16, valid_pct=0.03,
+                   precision='bf16', ema=0.999),
 })
 
 def recipe_for(name:str, arch:str) -> Recipe:
@@ -590,6 +601,14 @@ def recipe_for(name:str, arch:str) -> Recipe:
         every = '; '.join(f"{n}: {', '.join(r)}" for n, r in RECIPES.items())
         raise SRWorkError(f"no {name!r} recipe for {arch} (recipes: {every})")
     return recipes[arch]
+
+def recipe_precision(rec:Recipe|None, device:str='cpu') -> tuple[str, str]:
+    "The precision recipe `rec` trains in on `device`: its own, but fp32 where bf16 is not native (emulated bf16 is slower); and a note saying so, or ''."
+    p = rec.precision if rec else 'fp32'
+    if p == 'bf16' and not native_bf16(device):
+        return 'fp32', (f"this {device.upper()} has no native bf16 (AVX512-BF16, AMX or Arm BF16), so the recipe trains in fp32 "
+                        "(slower per step; --precision bf16 forces bf16)")
+    return p, ''
 
 # %% ../nbs/09_training.ipynb #239e9ac0
 def recipe_table():
@@ -808,7 +827,7 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
           resume:bool=False, # continue the run in OUT from its last checkpoint
           overwrite:bool=False, # start over in an OUT that holds a run: its files are deleted first
           channels_last:bool|None=None, # channels-last memory format (default: on for CPU, the recipe's otherwise)
-          precision:str='fp32', # fp32, bf16 or fp16 (autocast; fp16 with a gradient scaler)
+          precision:str=None, # fp32, bf16 or fp16 (autocast; fp16 with a gradient scaler) (default: the recipe's where the device computes it natively, else fp32)
           compile:bool=False, # torch.compile the model
           workers:int=None, # loader processes (default: the recipe's, else 0 below 64 images, else up to 8)
           cache:bool|None=None, # keep the decoded images in memory as uint8 (default: the recipe's)
@@ -827,7 +846,7 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     if iters is not None: check_number('--iters', iters, lo=1, integer=True)
     if patches_per_epoch is not None: check_number('--patches-per-epoch', patches_per_epoch, lo=1, integer=True)
     if workers is not None: check_number('--workers', workers, lo=0, integer=True)
-    if precision not in PRECISIONS: raise SRWorkError(f"--precision {precision!r}: choose {', '.join(PRECISIONS)}")
+    if precision is not None and precision not in PRECISIONS: raise SRWorkError(f"--precision {precision!r}: choose {', '.join(PRECISIONS)}")
     if init is not None and not Path(init).is_file(): raise SRWorkError(f"{init}: no such model file (--init)")
     if rec:                                  # the recipe's values where no flag was given
         size, preset, schedule = size or rec.size, preset or rec.preset, schedule or rec.schedule
@@ -887,6 +906,9 @@ def train(arch:str, # architecture: a name registered in `ARCHS` (edsr, srresnet
     lr_given = lr
     lr = lr or (plans[phases[0]].lr if plans[phases[0]] else spec.lr)
     dev = _device_type(learn)
+    if precision is None:
+        precision, why = recipe_precision(rec, dev)
+        if why and not quiet: print(why)
     speed = lambda: speed_callbacks(channels_last, precision, compile, dev)     # fresh callbacks for each phase's learner
     # -- training -- (files: rank 0 only, after every process has checked OUT as it was)
     distrib_barrier()

@@ -8,7 +8,8 @@ from PIL import Image
 
 from srwork.core import SRWorkError, load_image, sample_images
 from srwork.data import prepare_images, read_pixels, sr_dataloaders, _as_float
-from srwork.training import train, lr_schedule, recipe_for
+from srwork.training import train, lr_schedule, recipe_for, native_bf16
+from srwork.esrgan import GeneratorEMA
 
 
 def _history(path):
@@ -121,11 +122,27 @@ def test_cpu_recipe_is_the_budget_benchmarks_recipe(photos, tmp_path):
     learn, cfg = run['learn'], json.loads((tmp_path/'cpu'/'train_state.json').read_text())['config']
     assert learn.model.config['arch'] == 'ychannel' and type(learn.loss_func).__name__ == 'YL1Loss'
     assert (cfg['patch'], cfg['bs'], cfg['lr'], cfg['channels_last'], cfg['cache'], cfg['workers']) == (96, 16, 2e-3, True, True, 0)
+    assert cfg['ema'] == 0.999 and cfg['precision'] == ('bf16' if native_bf16('cpu') else 'fp32')
+    assert any(isinstance(cb, GeneratorEMA) for cb in learn.cbs)
     assert run['dls'].train.fake_l.num_workers == 0 and len(run['dls'].train_ds) == 3200
     assert next(learn.model.parameters()).is_contiguous()               # back to the default layout for exports
     # the clock stopped the first epoch of 200 iterations: it is validated and logged all the same
     rows = _history(tmp_path/'cpu'/'history_train.csv')
     assert len(rows) == 1 and float(rows[0]['train_loss']) > 0 and float(rows[0]['psnr']) > 20
+
+
+def test_cpu_recipe_trains_in_fp32_where_bf16_is_emulated_and_says_so(photos, tmp_path, monkeypatch, capsys):
+    import srwork.training as tr
+    monkeypatch.setattr(tr, 'native_bf16', lambda device='cpu': False)      # a CPU without AVX512-BF16/AMX
+    train('edsr', photos, tmp_path/'a', scale=2, recipe='cpu', iters=1, patches_per_epoch=16, valid_pct=0.25)
+    assert "no native bf16" in capsys.readouterr().out
+    assert json.loads((tmp_path/'a'/'train_state.json').read_text())['config']['precision'] == 'fp32'
+    monkeypatch.setattr(tr, 'native_bf16', lambda device='cpu': True)
+    run = train('edsr', photos, tmp_path/'b', scale=2, recipe='cpu', iters=1, patches_per_epoch=16, valid_pct=0.25, quiet=True)
+    assert json.loads((tmp_path/'b'/'train_state.json').read_text())['config']['precision'] == 'bf16'
+    run = train('edsr', photos, tmp_path/'c', scale=2, recipe='cpu', iters=1, patches_per_epoch=16, valid_pct=0.25,
+                precision='fp32', quiet=True)                                 # a flag overrides the recipe
+    assert not any(isinstance(cb, tr.AutocastPrecision) for cb in run['learn'].cbs)
 
 
 def test_an_ema_of_the_weights_is_validated_checkpointed_and_exported(photos, tmp_path):
