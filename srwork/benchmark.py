@@ -159,13 +159,13 @@ def comparison_panel(images:list, titles:list, height:int=None):
 
 # %% ../nbs/11_benchmark.ipynb #f09e4ed4
 def _train_demo_model(files, scale:int, minutes:float, quiet:bool):
-    "The `cpu` recipe (`srwork train --recipe cpu`: EDSR 8x32 on luma with a bicubic skip) on all of `files` for `minutes`."
+    "The `cpu` recipe (`srwork train --recipe cpu`: EDSR 12x32 on luma with a bicubic skip) on all of `files` for `minutes`."
     r = recipe_for('cpu', 'edsr')
     dls = sr_dataloaders(list(files), scale=scale, patch_size=r.hr(scale), bs=r.bs, crappifier=r.preset, num_workers=r.workers,
                          splits=(list(range(len(files))), []), cache=len(files), patches_per_epoch=r.patches_per_epoch)
     learn = ARCHS[r.model].learner(dls, create_model(r.model, r.size, scale), scale, 'train', False, metrics=[])
     learn.opt_func = partial(Adam, mom=r.betas[0], sqr_mom=r.betas[1], eps=1e-8)
-    if not quiet: print(f"training EDSR-Y 8x32 x{scale} on {len(files)} images for {minutes:g} min ...", flush=True)
+    if not quiet: print(f"training EDSR-Y 12x32 x{scale} on {len(files)} images for {minutes:g} min ...", flush=True)
     plan, (precision, _) = r.phases['train'], recipe_precision(r, 'cpu')
     with learn.no_bar(), learn.no_logging():
         tb = fit_budget(learn, minutes, plan.lr, plan.warmup, cbs=speed_callbacks(r.channels_last, precision) + ([GeneratorEMA(r.ema)] if r.ema else []))

@@ -169,12 +169,14 @@ def srresnet_learner(dls, scale:int, num_feat:int=64, num_block:int=16, pretrain
 
 # %% ../nbs/06_edsr.ipynb #663ab9ed
 @register_arch('ychannel', aliases=('YChannel',), default_size='full', scales=(2, 3, 4), lr=2e-3, patch=96,
-               sizes={'full': dict(model=None)}, description='a one-channel model (default: EDSR 8x32 with a bicubic skip) run on luma, chroma bicubic')
+               sizes={'full': dict(model=None), 'deep': dict(num_block=12)},
+               description='a one-channel model (default: EDSR 8x32 with a bicubic skip; deep: 12x32, the cpu recipe) run on luma, chroma bicubic')
 class YChannel(nn.Module):
-    "Run a one-channel SR `model` on luma; chroma is upsampled bicubically; RGB in and out."
-    def __init__(self, model:nn.Module=None, scale:int=2):
+    "Run a one-channel SR `model` (default: EDSR `num_block`×`num_feat` with a bicubic skip) on luma; chroma is upsampled bicubically; RGB in and out."
+    def __init__(self, model:nn.Module=None, scale:int=2, num_feat:int=32, num_block:int=8):
         super().__init__()
-        self.model, self.scale = (model if model is not None else EDSR(1, 1, 32, 8, scale, rgb_mean=(0.44,), upsample_skip=True)), scale
+        self.model = model if model is not None else EDSR(1, 1, num_feat, num_block, scale, rgb_mean=(0.44,), upsample_skip=True)
+        self.scale = scale
     def forward(self, x):
         ycc = rgb_to_ycbcr(x)
         y = self.model(ycc[:, :1])

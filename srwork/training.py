@@ -588,7 +588,7 @@ RECIPES.register('paper', {
 })
 RECIPES.register('cpu', {
     'edsr': Recipe('edsr', 'srwork: quality per CPU-minute on 2 cores (benchmarks/train_budget.py)', lr_patch=48, model='ychannel',
-                   size='full', phases={'train': PhasePlan(None, 2e-3, 'warmup-cosine', warmup=0.02)}, minutes=30,
+                   size='deep', phases={'train': PhasePlan(None, 2e-3, 'warmup-cosine', warmup=0.02)}, minutes=30,
                    channels_last=True, cache=True, workers=0, patches_per_epoch=200 * 16, valid_pct=0.03,
                    precision='bf16', ema=0.999),
 })
