@@ -341,9 +341,10 @@ class Budget(Callback):
         if hasattr(self.learn, 'recorder'): self.learn.recorder.cancel_train = False
 
 class TimeBudget(Budget):
-    "Stop training after `minutes`; lr = `lr_max` × `schedule`(fraction of the time spent); default: linear warm-up over `warmup`, then cosine to `lr_max/div_final`."
-    def __init__(self, minutes:float, lr_max:float, warmup:float=0.02, div_final:float=100., elapsed:float=0., schedule=None):
-        self.budget, self.lr_max, self.warmup, self.div_final = minutes * 60, lr_max, warmup, div_final
+    "Stop training after `minutes`; lr = `lr_max` × `schedule`(fraction of the time spent), at most ×(i+1)/`warmup_iters` for the first iterations i of a fresh fit; default schedule: linear warm-up over `warmup`, then cosine to `lr_max/div_final`."
+    def __init__(self, minutes:float, lr_max:float, warmup:float=0.02, div_final:float=100., elapsed:float=0., schedule=None,
+                 warmup_iters:int=20):
+        self.budget, self.lr_max, self.warmup, self.div_final, self.warmup_iters = minutes * 60, lr_max, warmup, div_final, warmup_iters
         self.schedule = schedule or lr_schedule('warmup-cosine', warmup, div_final)
         self.offset = elapsed          # seconds already spent (resuming): the schedule continues where it stopped
     def before_fit(self):
@@ -358,7 +359,9 @@ class TimeBudget(Budget):
         if not self.training: return
         frac = agreed(time.perf_counter() - self.t0) / self.budget
         if frac >= 1: raise CancelTrainException()       # this epoch ends here, is validated and logged; then the fit ends
-        self.opt.set_hyper('lr', self.lr_at(frac))
+        f = self.schedule(frac)
+        if self.iters < self.warmup_iters and not self.offset: f = min(f, (self.iters + 1) / self.warmup_iters)
+        self.opt.set_hyper('lr', _times(self.lr_max, f))
     def after_batch(self):
         if self.training: self.iters += 1
     @property
