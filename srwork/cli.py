@@ -4,7 +4,8 @@
 
 # %% ../nbs/90_cli.ipynb #85418afc
 from __future__ import annotations
-import argparse, importlib, inspect, os, sys
+import argparse, contextlib, dataclasses, importlib, inspect, os, re, sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -13,7 +14,7 @@ from . import __version__
 from .core import SRWorkError, Registry
 
 # %% auto #0
-__all__ = ['COMMANDS', 'Command', 'int_or_exact', 'add_flags', 'build_parser', 'main']
+__all__ = ['COMMANDS', 'Command', 'int_or_exact', 'add_flags', 'flag_table', 'as_flags', 'speaking_flags', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #9f54fded
 @dataclass
@@ -28,33 +29,35 @@ class Command:
     extra: tuple = ()                            # (option strings, add_argument keywords) of flags that are no parameter
     prepare: Callable = lambda kwargs: kwargs    # parsed flags -> the function's keyword arguments (for `extra` flags)
     epilog: str = ''                             # text after the flags in --help
+    config: str = ''                             # 'module.Class': a dataclass whose fields get flags and are passed as the parameter `config`
+    renames: dict = field(default_factory=dict)  # a parameter of the library named in messages -> the command's parameter that sets it
 
     def function(self) -> Callable:
         mod, name = self.func.rsplit('.', 1)
         return getattr(importlib.import_module(mod), name)
 
+    def config_class(self):
+        mod, name = self.config.rsplit('.', 1)
+        return getattr(importlib.import_module(mod), name)
+
 COMMANDS = Registry('command')
 
 # %% ../nbs/90_cli.ipynb #585925c3
-def _train_interrupted(out:Path, schedule:str) -> str:
-    "What Ctrl-C left in `out`, said truly: a checkpoint to resume from, a run folder with none yet, or nothing."
-    if any(out.glob('checkpoint_*.pth')) or any(out.glob('models/*_stage*.pth')):
-        what = 'checkpoint saved' if schedule == 'one-cycle' else 'completed stages are saved'
-        return f"interrupted: {what} in {out}; run the same command with --resume to continue"
-    if out.is_dir() and (out/'train_state.json').is_file():
-        return f"interrupted before the first checkpoint: nothing trained is saved; the same command with --resume starts over in {out}"
-    return "interrupted before training started: nothing was written"
+def _train_interrupted(args) -> str:
+    "What Ctrl-C left in `srwork train`'s OUT, as its run folder says."
+    from srwork.rundir import RunDir
+    return RunDir(args.out).interrupted(staged=(args.schedule or 'one-cycle') != 'one-cycle')
 
 # %% ../nbs/90_cli.ipynb #0e690ed7
-COMMANDS.register('demo', Command('srwork.benchmark.demo',
+COMMANDS.register('demo', Command('srwork.commands.demo',
     "Main job: train a small model on the offline sample set for a few minutes, upscale a held-out image, report PSNR.",
     {'out': dict(names=['-o', '--out']), 'scale': dict(choices=[2, 3, 4])}, skip=('crop', 'quiet')))
-COMMANDS.register('bench', Command('srwork.benchmark.bench',
+COMMANDS.register('bench', Command('srwork.commands.bench',
     "Benchmark table: PSNR/SSIM of bicubic and exported models on folders of HR images (Set5, Set14, ...).",
     {'scales': dict(names=['--scale'], type=int, choices=[2, 3, 4]),
      'models': dict(names=['--model'], action='append', help='a model file (.safetensors or .pkl); repeat for several'),
      'y_channel': dict(names=['--rgb'], help='measure on RGB instead of the Y channel'),
-     'bicubic': dict(names=['--no-bicubic'], help='leave out the bicubic baseline')}))
+     'bicubic': dict(names=['--no-bicubic'], help='leave out the bicubic baseline')}, renames={'trust': 'trust_pickle'}))
 def int_or_exact(v:str):
     "A `--tile-pad` value: a whole number of pixels, or 'exact' (the full receptive field)."
     return v if v == 'exact' else int(v)
@@ -87,13 +90,13 @@ COMMANDS.register('upscale', Command('srwork.inference.upscale_files',
     extra=((['-i', '--input'], dict(dest='input_flag', action='append', help='an input file, folder or glob (as Real-ESRGAN); repeatable')),
            (['--fp32'], dict(dest='half', action='store_false', default=False, help='full precision (the default here)')),
            (['-g', '--gpu-id'], dict(dest='gpu_id', type=int, help='GPU number: the same as --device cuda:N'))),
-    prepare=_upscale_kwargs, epilog=_REAL_ESRGAN))
-COMMANDS.register('train', Command('srwork.benchmark.train_and_evaluate',
+    prepare=_upscale_kwargs, epilog=_REAL_ESRGAN, renames={'trust': 'trust_pickle'}))
+COMMANDS.register('train', Command('srwork.commands.train_and_evaluate',
     "Train a learner (unet, edsr, srresnet, esrgan, srgan) on a folder of HR images; checkpoints, resume, exports.",
     {'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet']),
      'channels_last': dict(action=argparse.BooleanOptionalAction), 'cache': dict(action=argparse.BooleanOptionalAction),
      'precision': dict(choices=['fp32', 'bf16', 'fp16']), 'recipe': dict(choices=['paper', 'cpu'])},
-    interrupted=lambda a: _train_interrupted(Path(a.out), a.schedule or 'one-cycle')))
+    interrupted=_train_interrupted, config='srwork.config.TrainConfig'))
 COMMANDS.register('prepare', Command('srwork.data.prepare_images',
     "Decode a folder of training images once into .npy arrays the loaders memory-map (no decoding per patch); train on OUT.",
     {'data': dict(positional=True), 'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},
@@ -139,16 +142,78 @@ def _add_flag(parser, name:str, param:inspect.Parameter, doc:str|None, extra:dic
     else: parser.add_argument(*(names or [f"--{name.replace('_', '-')}"]), dest=name, **kw)
 
 # %% ../nbs/90_cli.ipynb #a5361e4e
-def add_flags(parser, cmd:Command) -> Callable:
-    "Add the flags of `cmd`'s function to `parser`; returns the function."
+def _params(cmd:Command) -> list:
+    "(name, inspect.Parameter, doc) of every parameter of `cmd` that gets a flag: its function's, a `config` dataclass's fields in place of `config`; required ones first."
     from fastcore.docments import docments
     f = cmd.function()
     docs = docments(f)
+    out = []
     for name, p in inspect.signature(f).parameters.items():
         if name in cmd.skip or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL): continue
-        _add_flag(parser, name, p, docs.get(name), cmd.flags.get(name, {}))
+        if name == 'config' and cmd.config:
+            from srwork.config import field_docs, flag_fields
+            cls = cmd.config_class()
+            fdocs = field_docs(cls)
+            for fl in flag_fields(cls):
+                default = p.empty if fl.default is dataclasses.MISSING else fl.default
+                out.append((fl.name, inspect.Parameter(fl.name, p.KEYWORD_ONLY, default=default, annotation=fl.type), fdocs.get(fl.name)))
+        else: out.append((name, p, docs.get(name)))
+    return sorted(out, key=lambda t: t[1].default is not t[1].empty)      # (stable: `--arch --data -o` lead `srwork train`'s usage)
+
+# %% ../nbs/90_cli.ipynb #d6e2f1d2
+def add_flags(parser, cmd:Command) -> Callable:
+    "Add the flags of `cmd`'s function (and of its config's fields) to `parser`, their help in flags' terms; returns the function."
+    for name, p, doc in _params(cmd): _add_flag(parser, name, p, doc, cmd.flags.get(name, {}))
     for names, kw in cmd.extra: parser.add_argument(*names, **kw)
-    return f
+    table = flag_table(parser, cmd)
+    for a in parser._actions:
+        if a.help: a.help = as_flags(a.help, table)
+    return cmd.function()
+
+# %% ../nbs/90_cli.ipynb #794450a5
+def flag_table(parser, cmd:Command=None) -> dict:
+    "Parameter name -> the parser's action that sets it (the first with that destination: the parameter's own flag), and `cmd.renames`."
+    table = {}
+    for a in parser._actions:
+        if a.option_strings and a.dest not in ('help', 'version'): table.setdefault(a.dest, a)
+    for lib, ours in (cmd.renames if cmd else {}).items():
+        if ours in table: table.setdefault(lib, table[ours])
+    return table
+
+# %% ../nbs/90_cli.ipynb #8196a425
+_MARK = re.compile(r'`([A-Za-z_]\w*)(?:=([^`]*))?`')
+
+def _flag(action, value:str|None) -> str:
+    "How the command line says `parameter` (value None) or `parameter=value` with `action`'s flag."
+    opts = action.option_strings
+    long = next((o for o in opts if o.startswith('--')), opts[0])
+    if value is None: return long
+    value = value.strip('\'"')
+    if isinstance(action, argparse.BooleanOptionalAction):
+        return next((o for o in opts if o.startswith('--no-') == (value == 'False')), long)
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        sets = isinstance(action, argparse._StoreTrueAction)
+        return long if value == str(sets) else f"no {long}"
+    return f"{long} {value}"
+
+def as_flags(text:str, table:dict) -> str:
+    "`text` (a message or a parameter's doc) with each backticked parameter that a flag of `table` sets written as that flag."
+    return _MARK.sub(lambda m: _flag(table[m[1]], m[2]) if m[1] in table else m[0], text)
+
+# %% ../nbs/90_cli.ipynb #d440938f
+class _FlagSpeaker:
+    "A text stream that writes what it is given with `as_flags` applied: what a library function prints, a command prints in flags."
+    def __init__(self, stream, table:dict): self._stream, self._table = stream, table
+    def write(self, s): return self._stream.write(as_flags(s, self._table) if '`' in s else s)
+    def __getattr__(self, name): return getattr(self._stream, name)
+
+@contextmanager
+def speaking_flags(table:dict):
+    "Within: `sys.stdout` and `sys.stderr` say the library's backticked parameters as the flags of `table` (warnings and batch reports too)."
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _FlagSpeaker(out, table), _FlagSpeaker(err, table)
+    try: yield
+    finally: sys.stdout, sys.stderr = out, err
 
 # %% ../nbs/90_cli.ipynb #ac54a621
 def build_parser(command:str=None) -> argparse.ArgumentParser:
@@ -159,13 +224,21 @@ def build_parser(command:str=None) -> argparse.ArgumentParser:
     for name, cmd in COMMANDS.items():
         sp = sub.add_parser(name, help=cmd.help, description=cmd.help, epilog=cmd.epilog or None,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-        if name == command: sp.set_defaults(_func=add_flags(sp, cmd))
+        if name == command: sp.set_defaults(_func=add_flags(sp, cmd), _flags=flag_table(sp, cmd))
     return p
 
 def _who() -> str:
     "`srwork`, or `srwork (rank N)` in the other processes of a torchrun launch: an error says which process hit it."
     rank = os.environ.get('RANK', '0') if int(os.environ.get('WORLD_SIZE', '1') or 1) > 1 else '0'
     return 'srwork' if rank == '0' else f'srwork (rank {rank})'
+
+def _arguments(cmd:Command, kwargs:dict) -> dict:
+    "The function's keyword arguments from the parsed flags: the config dataclass built from its fields' flags, then `cmd.prepare`."
+    if cmd.config:
+        from srwork.config import flag_fields
+        cls = cmd.config_class()
+        kwargs['config'] = cls(**{f.name: kwargs.pop(f.name) for f in flag_fields(cls)})
+    return cmd.prepare(kwargs)
 
 def main(argv=None) -> int:
     "Entry point of the `srwork` program; returns the exit code."
@@ -182,19 +255,20 @@ def main(argv=None) -> int:
     if func is None:
         build_parser().print_help(sys.stderr)
         return 2
-    cmd, kwargs = COMMANDS[args.command], {k: v for k, v in vars(args).items() if k not in ('command', '_func')}
+    cmd, table = COMMANDS[args.command], args._flags
+    kwargs = {k: v for k, v in vars(args).items() if k not in ('command', '_func', '_flags')}
     try:
         from srwork.models import load_plugins
         load_plugins()
-        return cmd.exit_code(func(**cmd.prepare(kwargs)))
+        with speaking_flags(table): return cmd.exit_code(func(**_arguments(cmd, kwargs)))
     except SRWorkError as e:
-        print(f"{_who()}: error: {e}", file=sys.stderr)
+        print(f"{_who()}: error: {as_flags(str(e), table)}", file=sys.stderr)
         return 1
     except OSError as e:            # the machine's, not srwork's: a full disk, a folder without permission, ...
         print(f"{_who()}: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        if _who() == 'srwork': print(f"srwork: {cmd.interrupted(args)}", file=sys.stderr)   # what rank 0 saved
+        if _who() == 'srwork': print(f"srwork: {as_flags(cmd.interrupted(args), table)}", file=sys.stderr)   # what rank 0 saved
         return 130
 
 # %% ../nbs/90_cli.ipynb #19acc7bb

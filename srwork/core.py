@@ -26,32 +26,39 @@ __all__ = ['YCBCR_MATRIX', 'YCBCR_OFFSET', 'DEFAULT_MAX_PIXELS', 'SAMPLE_IMAGES'
 
 # %% ../nbs/00_core.ipynb #d16b57b5
 class SRWorkError(Exception):
-    "A problem with the user's input or environment, reported without a traceback by the CLI."
+    "A problem with the user's input or environment, reported without a traceback by the CLI; `param`: the parameter it is about."
+    def __init__(self, *args, param:str|None=None):
+        super().__init__(*args)
+        self.param = param
     def __str__(self):      # raised in a fastai callback, the message gets fastai's "Exception occured in ..." line: drop it
         s = super().__str__()
         return s.split(':\n\t', 1)[1] if s.startswith('Exception occured in `') and ':\n\t' in s else s
 
+# %% ../nbs/00_core.ipynb #3fb38f66
 class ScaleError(SRWorkError):
     "A model, or a result, at another scale than the one asked for."
 
+# %% ../nbs/00_core.ipynb #a468d7bf
 class ImageReadError(SRWorkError, OSError):
     "An image file that cannot be read: the message starts with the file's path."
     def __init__(self, path, problem):
         self.path, self.problem = Path(path), problem
         super().__init__(f"{path}: {problem}")
 
+# %% ../nbs/00_core.ipynb #d170f376
 class ImageNotFoundError(ImageReadError, FileNotFoundError):
     "An image path that does not exist."
 
 # %% ../nbs/00_core.ipynb #472b2f5d
 def check_number(name:str, value, lo=None, hi=None, lo_open:bool=False, hi_open:bool=False, integer:bool=False):
-    "`value` unless it is not a finite number in [`lo`, `hi`] (ends open as asked) or, with `integer`, not whole: then an `SRWorkError` naming `name`."
+    "`value` unless it is not a finite number in [`lo`, `hi`] (ends open as asked) or, with `integer`, not whole: then an `SRWorkError` about parameter `name`."
     need = ' and '.join(([f"greater than {lo}" if lo_open else f"at least {lo}"] if lo is not None else []) +
                         ([f"less than {hi}" if hi_open else f"at most {hi}"] if hi is not None else []))
     try: ok = math.isfinite(value) and (not integer or float(value).is_integer())
     except TypeError: ok = False
     ok = ok and (lo is None or (value > lo if lo_open else value >= lo)) and (hi is None or (value < hi if hi_open else value <= hi))
-    if not ok: raise SRWorkError(f"{name} must be {'a whole number' if integer else 'a number'}{' ' + need if need else ''}, not {value!r}")
+    if not ok: raise SRWorkError(f"`{name}` must be {'a whole number' if integer else 'a number'}{' ' + need if need else ''}, not {value!r}",
+                                 param=name)
     return value
 
 # %% ../nbs/00_core.ipynb #c37c15e8
@@ -543,7 +550,7 @@ def torchvision_weights(arch, purpose:str='') -> dict:
     builder = getattr(torchvision.models, arch) if isinstance(arch, str) else arch
     name = getattr(builder, '__name__', str(arch))
     try: weights = get_model_weights(builder).DEFAULT
-    except Exception: raise SRWorkError(f"{name} has no torchvision ImageNet weights; pass pretrained=False") from None
+    except Exception: raise SRWorkError(f"{name} has no torchvision ImageNet weights; pass `pretrained=False`", param='pretrained') from None
     url = weights.url
     cache = Path(torch.hub.get_dir())/'checkpoints'
     fname = url.rsplit('/', 1)[-1]
@@ -551,7 +558,7 @@ def torchvision_weights(arch, purpose:str='') -> dict:
     except Exception as e:
         raise SRWorkError(f"the ImageNet weights of {name}{' for ' + purpose if purpose else ''} are not available: {fname} is not in "
                           f"{cache} and downloading {url} failed ({type(e).__name__}: {e}). Copy {fname} into {cache} "
-                          f"(or point TORCH_HOME at a cache that has it), or pass pretrained=False to start from random weights") from None
+                          f"(or point TORCH_HOME at a cache that has it), or pass `pretrained=False` to start from random weights", param='pretrained') from None
 
 # %% ../nbs/00_core.ipynb #308a330c
 SAMPLE_IMAGES = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'motorcycle_left.png',

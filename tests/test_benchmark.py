@@ -86,7 +86,8 @@ def test_cli_bench(hr_dir):
 
 def test_cli_bench_tells_same_named_models_apart(hr_dir, tmp_path):
     "Two runs' model.safetensors: two columns named by their folders (one used to replace the other silently)."
-    from srwork.models import create_model, save_model
+    from srwork.models import create_model
+    from srwork.modelfiles import save_model
     for seed, run in enumerate('ab'):
         torch.manual_seed(seed)
         save_model(create_model('edsr', 'small', 2), tmp_path/run/'model.safetensors')

@@ -55,7 +55,7 @@ def test_ddp_keeps_the_processes_weights_identical(data, tmp_path):
         from srwork.core import set_seed
         from srwork.data import sr_dataloaders
         from srwork.edsr import edsr_learner
-        from srwork.training import ddp, setup_distributed, teardown_distributed, rank_distrib
+        from srwork.distributed import ddp, setup_distributed, teardown_distributed; from fastai.torch_core import rank_distrib
         setup_distributed()
         set_seed(rank_distrib())                   # different initial weights: DDP starts every process from rank 0's
         dls = sr_dataloaders({str(data)!r}, scale=2, patch_size=32, bs=2, num_workers=0, valid_pct=0.2)
@@ -87,7 +87,7 @@ def test_gan_phase_keeps_generator_discriminator_and_ema_identical(data, tmp_pat
         from srwork.core import set_seed
         from srwork.data import sr_dataloaders
         from srwork.esrgan import esrgan_learner, srgan_learner
-        from srwork.training import ddp, setup_distributed, teardown_distributed, rank_distrib
+        from srwork.distributed import ddp, setup_distributed, teardown_distributed; from fastai.torch_core import rank_distrib
         def digest(ts): return hashlib.sha256(torch.cat([t.detach().float().flatten() for t in ts]).numpy().tobytes()).hexdigest()[:16]
         setup_distributed()
         set_seed(rank_distrib())                   # different initial G and D in each process
@@ -148,7 +148,7 @@ def test_validation_of_the_whole_set_equals_a_single_process(data, tmp_path):
         from srwork.core import set_seed
         from srwork.data import sr_dataloaders
         from srwork.edsr import edsr_learner
-        from srwork.training import ddp, setup_distributed, teardown_distributed, rank_distrib
+        from srwork.distributed import ddp, setup_distributed, teardown_distributed; from fastai.torch_core import rank_distrib
         setup_distributed()
         out = {{}}
         for pct in (0.34, 0.5, 0.6):                # 3, 4 and 5 validation images: padded and even shards
@@ -194,7 +194,7 @@ def test_unet_with_the_feature_loss_stays_identical(data, tmp_path):
         from srwork.data import sr_dataloaders
         from srwork.losses import FeatureLoss
         from srwork.unet import sr_unet_learner
-        from srwork.training import ddp, setup_distributed, teardown_distributed, rank_distrib
+        from srwork.distributed import ddp, setup_distributed, teardown_distributed; from fastai.torch_core import rank_distrib
         def digest(ts): return hashlib.sha256(torch.cat([t.detach().float().flatten() for t in ts]).numpy().tobytes()).hexdigest()[:16]
         setup_distributed()
         set_seed(0); loss = FeatureLoss(pretrained=False)       # one loss network, as ImageNet weights would be
@@ -245,7 +245,7 @@ def test_ctrl_c_then_resume(data, tmp_path):
 def test_srwork_works_without_accelerate_and_names_the_extra_when_needed(tmp_path):
     "fastai.distributed fails to import without accelerate: srwork loads it only for several processes."
     code = ("import sys; sys.modules['accelerate'] = None\n"
-            "import srwork.cli, srwork.training as t\n"
+            "import srwork.cli, srwork.training, srwork.distributed as t\n"
             "t.num_distrib = lambda: 2\n"                      # as in a torchrun process
             "try: t.setup_distributed()\n"
             "except t.SRWorkError as e: print(e)\n")

@@ -11,8 +11,8 @@ from PIL import Image
 from srwork.core import SRWorkError
 from srwork.core import rgb_to_ycbcr
 from srwork.edsr import EDSR, MSRResNet, YChannel, YL1Loss, edsr, edsr_learner, srresnet_learner
-from srwork.models import init_from, load_pretrained
-from srwork.training import TimeBudget, fit_budget
+from srwork.modelfiles import init_from, load_pretrained
+from srwork.schedules import TimeBudget, fit_budget
 
 
 # ---------------------------------------------------------------- independent references

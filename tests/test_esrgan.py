@@ -6,11 +6,13 @@ import pytest
 
 from srwork.core import SRWorkError, sample_images, set_seed
 from srwork.data import sr_dataloaders
-from srwork.models import load_pretrained, Upscaler, save_model
-from srwork.esrgan import (RRDBNet, SRGANGenerator, VGGStyleDiscriminator, UNetDiscriminatorSN, AdversarialTrainer, GeneratorEMA,
+from srwork.upscaler import Upscaler
+from srwork.modelfiles import load_pretrained, save_model, export_generator
+from srwork.esrgan import (RRDBNet, SRGANGenerator, VGGStyleDiscriminator, UNetDiscriminatorSN, AdversarialTrainer,
                            esrgan_learner, srgan_learner, interpolate)
 from srwork.losses import AdversarialLoss
-from srwork.training import EpochCheckpoint, resume_checkpoint, export_generator
+from srwork.rundir import EpochCheckpoint, resume_checkpoint
+from srwork.callbacks import GeneratorEMA
 from srwork.inference import upscale_tensor, load_model
 from fastai.callback.core import Callback
 

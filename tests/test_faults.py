@@ -31,7 +31,7 @@ def png(path:Path, seed:int, size=(12, 10)):
 def model(tmp_path_factory):
     import torch
     from srwork.edsr import EDSR
-    from srwork.models import save_model
+    from srwork.modelfiles import save_model
     torch.manual_seed(0)
     return save_model(EDSR(num_feat=8, num_block=1, scale=2), tmp_path_factory.mktemp('m')/'x2.safetensors')
 
@@ -220,7 +220,7 @@ def test_api_refuses_what_it_would_misread():
 def test_a_broken_model_writes_no_file(tmp_path):
     import torch
     from srwork.edsr import EDSR
-    from srwork.models import save_model
+    from srwork.modelfiles import save_model
     broken = EDSR(num_feat=8, num_block=1, scale=2)
     with torch.no_grad(): broken.conv_first.weight.fill_(float('nan'))
     save_model(broken, tmp_path/'nan.safetensors')
@@ -266,7 +266,7 @@ def _edited(tmp_path, name, edit):
     import json, torch
     from safetensors.torch import save
     from srwork.edsr import EDSR
-    from srwork.models import Upscaler
+    from srwork.upscaler import Upscaler
     m = EDSR(num_feat=8, num_block=1, scale=2)
     meta = dict(srwork_version='0', model=m.config, scale=2, upsample_input=False, norm_stats=[])
     new = edit(meta)
@@ -410,8 +410,8 @@ def test_a_full_disk_while_training(data, tmp_path):
 
 def test_model_files_on_a_full_disk(tmp_path):
     "save_model (model.safetensors) and export_generator (model.pkl): an error naming the file, no temp file, the old file kept."
-    code = ("import sys, torch; from srwork.edsr import EDSR; from srwork.models import save_model, sr_learner; "
-            "from srwork.training import export_generator; from srwork.data import sr_dataloaders; from srwork.core import SRWorkError\n"
+    code = ("import sys, torch; from srwork.edsr import EDSR; from srwork.modelfiles import save_model, export_generator; "
+            "from srwork.learner import sr_learner; from srwork.data import sr_dataloaders; from srwork.core import SRWorkError\n"
             "m = EDSR(num_feat=64, num_block=4, scale=2); out = sys.argv[1]\n"
             "for f in (lambda: save_model(m, out + '/model.safetensors'),\n"
             "          lambda: export_generator(sr_learner(sr_dataloaders(sys.argv[2], scale=2, patch_size=48, bs=2, num_workers=0), m, 2), out + '/model.pkl')):\n"

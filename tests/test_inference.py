@@ -12,7 +12,8 @@ from PIL import Image
 
 from srwork.core import SRWorkError, load_image, save_image
 from srwork.edsr import EDSR, MSRResNet, YChannel
-from srwork.models import Upscaler, receptive_field, save_model
+from srwork.upscaler import Upscaler, receptive_field
+from srwork.modelfiles import save_model
 from srwork.inference import export_onnx, load_model, onnx_max_diff, onnx_session, quantize_onnx, upscale, upscale_tensor
 
 torch.manual_seed(0)
@@ -161,7 +162,7 @@ def test_exported_learner_loads_as_upscaler(tmp_path):
         Image.fromarray(np.random.RandomState(i).randint(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / f'{i}.png')
     learn = edsr_learner(sr_dataloaders(tmp_path, scale=2, patch_size=16, bs=2), 2, num_feat=8, num_block=1)
     learn.export(tmp_path / 'edsr.pkl')
-    with pytest.raises(SRWorkError, match=r'edsr\.pkl: a \.pkl model is a pickle.*--trust-pickle'): load_model(tmp_path / 'edsr.pkl')
+    with pytest.raises(SRWorkError, match=r'edsr\.pkl: a \.pkl model is a pickle.*`trust=True`'): load_model(tmp_path / 'edsr.pkl')
     up = load_model(tmp_path / 'edsr.pkl', trust=True)
     x = torch.rand(1, 3, 10, 10)
     with torch.no_grad(): torch.testing.assert_close(up(x), learn.model.eval()(x).as_subclass(torch.Tensor))
@@ -239,7 +240,7 @@ def test_cli_missing_model_and_inputs(tmp_path):
 def test_probes_of_an_x4plus_size_rrdbnet_fit_in_a_few_gb(tmp_path):
     "Back-propagating through growing probes needed tens of GB on this network; the forward-only probes fit under a 6 GB cap."
     code = ("import resource, torch; resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)); torch.manual_seed(0)\n"
-            "from srwork.models import create_model, Upscaler, receptive_field, effective_pad; import srwork.esrgan\n"
+            "from srwork.models import create_model; from srwork.upscaler import Upscaler, receptive_field, effective_pad; import srwork.esrgan\n"
             "up = Upscaler.from_any(create_model('esrgan', scale=4)); rf = receptive_field(up); print(rf, effective_pad(up, rf))")
     r = __import__('subprocess').run([__import__('sys').executable, '-c', code], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -249,7 +250,8 @@ def test_probes_of_an_x4plus_size_rrdbnet_fit_in_a_few_gb(tmp_path):
 
 def test_default_pad_equals_whole_image_after_8_bit_rounding():
     from srwork.core import quantise
-    from srwork.models import _probe_strip, create_model
+    from srwork.models import create_model
+    from srwork.upscaler import _probe_strip
     torch.manual_seed(0)
     up = Upscaler.from_any(create_model('edsr', scale=2))              # EDSR baseline: receptive field 36 px
     rf, pad = up.context()
@@ -261,13 +263,13 @@ def test_default_pad_equals_whole_image_after_8_bit_rounding():
 
 
 def test_a_saved_model_keeps_its_context_and_never_probes_again(tmp_path, monkeypatch):
-    import srwork.models
+    import srwork.upscaler
     m = MODELS['edsr_x2']().eval()
     f = save_model(m, tmp_path/'m.safetensors')
     up = load_model(f)
     assert (up._rf, up.tile_pad) == Upscaler.from_any(m).context()
     def no_probe(*a, **k): raise AssertionError('probed again')
-    monkeypatch.setattr(srwork.models, 'receptive_field', no_probe); monkeypatch.setattr(srwork.models, 'effective_pad', no_probe)
+    monkeypatch.setattr(srwork.upscaler, 'receptive_field', no_probe); monkeypatch.setattr(srwork.upscaler, 'effective_pad', no_probe)
     assert upscale_tensor(up, torch.rand(1, 3, 40, 40), tile=16).shape == (1, 3, 80, 80)
 
 

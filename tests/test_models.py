@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from srwork.core import SRWorkError, sample_images
-from srwork.models import ARCHS, build_model, create_model, save_model
+from srwork.models import ARCHS, build_model, create_model
+from srwork.modelfiles import save_model
 from srwork.inference import load_model, upscale
 from srwork.training import train
 

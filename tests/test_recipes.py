@@ -8,8 +8,10 @@ from PIL import Image
 
 from srwork.core import SRWorkError, load_image, sample_images
 from srwork.data import prepare_images, read_pixels, sr_dataloaders, _as_float
-from srwork.training import train, lr_schedule, recipe_for, native_bf16
-from srwork.esrgan import GeneratorEMA
+from srwork.training import train
+from srwork.schedules import lr_schedule
+from srwork.config import recipe_for
+from srwork.callbacks import GeneratorEMA, AutocastPrecision, native_bf16
 
 
 def _history(path):
@@ -132,17 +134,17 @@ def test_cpu_recipe_is_the_budget_benchmarks_recipe(photos, tmp_path):
 
 
 def test_cpu_recipe_trains_in_fp32_where_bf16_is_emulated_and_says_so(photos, tmp_path, monkeypatch, capsys):
-    import srwork.training as tr
-    monkeypatch.setattr(tr, 'native_bf16', lambda device='cpu': False)      # a CPU without AVX512-BF16/AMX
+    import srwork.config as cf
+    monkeypatch.setattr(cf, 'native_bf16', lambda device='cpu': False)      # a CPU without AVX512-BF16/AMX
     train('edsr', photos, tmp_path/'a', scale=2, recipe='cpu', iters=1, patches_per_epoch=16, valid_pct=0.25)
     assert "no native bf16" in capsys.readouterr().out
     assert json.loads((tmp_path/'a'/'train_state.json').read_text())['config']['precision'] == 'fp32'
-    monkeypatch.setattr(tr, 'native_bf16', lambda device='cpu': True)
+    monkeypatch.setattr(cf, 'native_bf16', lambda device='cpu': True)
     run = train('edsr', photos, tmp_path/'b', scale=2, recipe='cpu', iters=1, patches_per_epoch=16, valid_pct=0.25, quiet=True)
     assert json.loads((tmp_path/'b'/'train_state.json').read_text())['config']['precision'] == 'bf16'
     run = train('edsr', photos, tmp_path/'c', scale=2, recipe='cpu', iters=1, patches_per_epoch=16, valid_pct=0.25,
                 precision='fp32', quiet=True)                                 # a flag overrides the recipe
-    assert not any(isinstance(cb, tr.AutocastPrecision) for cb in run['learn'].cbs)
+    assert not any(isinstance(cb, AutocastPrecision) for cb in run['learn'].cbs)
 
 
 def test_an_ema_of_the_weights_is_validated_checkpointed_and_exported(photos, tmp_path):

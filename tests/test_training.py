@@ -140,12 +140,12 @@ def test_unet_course_v3_schedule_scaled_to_the_patch(data, tmp_path):
 def test_interrupt_after_an_epoch_keeps_that_epoch(data, tmp_path, monkeypatch):
     "Ctrl-C while the finished epoch's curves are drawn: the checkpoint still says that epoch is done."
     import torch
-    import srwork.training as tr
+    import srwork.training as tr, srwork.rundir as rd
     calls = []
     def interrupted_plot(out, phases):
         calls.append(1)
         raise KeyboardInterrupt
-    monkeypatch.setattr(tr, 'plot_curves', interrupted_plot)
+    monkeypatch.setattr(rd, 'plot_curves', interrupted_plot)
     with pytest.raises(KeyboardInterrupt):
         tr.train('edsr', data, tmp_path/'run', scale=2, patch=48, bs=4, epochs=3, size='small', quiet=True)
     assert calls == [1]

@@ -10,10 +10,12 @@ import torch.nn.functional as F
 
 from srwork.core import SRWorkError, sample_images, set_seed, load_image, save_image
 from srwork.data import sr_dataloaders, dls_at
-from srwork.models import n_params, save_model, Upscaler
+from srwork.models import n_params
+from srwork.upscaler import Upscaler
+from srwork.modelfiles import save_model, export_generator
 from srwork.losses import FeatureLoss, vgg_features, gram_matrix
 from srwork.benchmark import bicubic_lr
-from srwork.training import Stage, fit_progressive, progressive_state, export_generator, group_lrs, trainable_groups
+from srwork.schedules import Stage, fit_progressive, progressive_state, group_lrs, trainable_groups
 from srwork.unet import sr_unet, sr_unet_learner, icnr_error
 from srwork.inference import load_model
 from fastai.callback.core import Callback

@@ -23,10 +23,10 @@ def need(tool:str, found):
 # ---------------------------------------------------------------- the page's JavaScript in Node, against srwork's Python
 def run_js(tmp_path, code:str):
     "Run the page's reading, PNG and tiling code followed by `code` in Node; what it prints, as JSON."
-    from srwork.web import WEB_JS_PNG, WEB_JS_READ, WEB_JS_UPSCALE
+    from srwork.web import web_asset
     node = need('node', shutil.which('node'))
     script = tmp_path/'harness.mjs'
-    script.write_text(WEB_JS_PNG + WEB_JS_READ + WEB_JS_UPSCALE + "\nconst {readFileSync, writeFileSync} = await import('node:fs');\n" + code)
+    script.write_text(web_asset('png.js') + web_asset('read.js') + web_asset('upscale.js') + "\nconst {readFileSync, writeFileSync} = await import('node:fs');\n" + code)
     r = subprocess.run([node, script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout)
@@ -36,7 +36,7 @@ def test_tile_windows_and_padding_are_pythons(tmp_path):
     "The page's tileWindows and padToMultiple are srwork.inference.tile_windows and srwork.models.pad_to_multiple."
     import torch
     from srwork.inference import tile_windows
-    from srwork.models import pad_to_multiple
+    from srwork.upscaler import pad_to_multiple
     cases = [(n, t, p, a) for n in (1, 7, 16, 33, 200, 300, 517) for t in (8, 32, 64, 256) for p in (0, 3, 12) for a in (1, 4, 16)
              if n % a == 0]
     got = run_js(tmp_path, f"console.log(JSON.stringify({json.dumps(cases)}.map(([n, t, p, a]) => tileWindows(n, t, p, a))));")
@@ -111,7 +111,7 @@ def test_png_writer_round_trips_through_pillow(tmp_path):
 # ---------------------------------------------------------------- the exported page in headless Chromium
 @pytest.fixture(scope='module')
 def browser():
-    from srwork.web import HeadlessChromium, find_chromium
+    from srwork._browser import HeadlessChromium, find_chromium
     need('chromium', find_chromium())
     with HeadlessChromium() as b: yield b
 
@@ -134,7 +134,8 @@ def photos(tmp_path_factory):
 def exported(tmp_path_factory, arch, size, scale, **kw):
     "A model of `arch` with random weights saved, and its page exported: (model file, export_web's answer)."
     import torch
-    from srwork.models import create_model, save_model
+    from srwork.models import create_model
+    from srwork.modelfiles import save_model
     from srwork.web import export_web, srwork_cache
     need('npm (or a cached onnxruntime-web)', shutil.which('npm') or any(srwork_cache().glob('onnxruntime-web-*')))
     import srwork.edsr, srwork.esrgan, srwork.unet       # (they register their architectures)
@@ -170,7 +171,7 @@ def agree(browser_out, python_out):
 @pytest.mark.parametrize('page', ['edsr_page', 'rrdbnet_page'])
 def test_the_page_equals_srwork_upscale(page, browser, photos, tmp_path, request):
     "EDSR x2 and RRDBNet x4 on a 300x200 photo, with and without alpha: the browser's PNG is Python's to one level on >= 99.9 % of values."
-    from srwork.web import browser_upscale
+    from srwork._browser import browser_upscale
     model, exp = request.getfixturevalue(page)
     tile = exp['config']['tile']
     for name in ('photo.png', 'photo_rgba.png'):
@@ -188,7 +189,7 @@ def test_the_page_equals_srwork_upscale(page, browser, photos, tmp_path, request
 
 def test_the_unet_page(browser, photos, tmp_path_factory, tmp_path):
     "A model that takes an upsampled input: the graph holds the bicubic enlargement and the page pads to the encoder's multiple (16 at x2)."
-    from srwork.web import browser_upscale
+    from srwork._browser import browser_upscale
     model, exp = exported(tmp_path_factory, 'unet', 'small', 2)
     assert (exp['config']['multiple'], exp['config']['scale']) == (16, 2)      # 300x200 is padded to 304x208
     r = browser_upscale(exp['out'], photos/'photo_rgba.png', browser=browser)
@@ -199,7 +200,7 @@ def test_the_unet_page(browser, photos, tmp_path_factory, tmp_path):
 
 def test_variants_grey_and_errors(edsr_page, browser, photos, tmp_path):
     "The int8 model runs; grey comes back grey; broken, unreadable, animated and oversized images give the error state naming the file."
-    from srwork.web import browser_upscale
+    from srwork._browser import browser_upscale
     model, exp = edsr_page
     r = browser_upscale(exp['out'], photos/'photo.png', query='variant=int8', browser=browser)
     assert r['state'] == 'done' and r['info']['variant'] == 'int8', r['error']
@@ -214,7 +215,7 @@ def test_variants_grey_and_errors(edsr_page, browser, photos, tmp_path):
         assert page.wait_for("['done', 'error'].includes(document.body.dataset.state) && document.body.dataset.state") == 'done'
         assert page.evaluate("[document.getElementById('download').download, document.getElementById('download').hidden, "
                              "document.getElementById('download').href === document.getElementById('result').src]") == ['photo_x2.png', False, True]
-        from srwork.web import _data_url_image
+        from srwork._browser import _data_url_image
         assert np.array_equal(_data_url_image(page.evaluate("document.getElementById('result').src")), fp32)
     finally: server.shutdown(); server.server_close()
     g = browser_upscale(exp['out'], photos/'photo_grey.png', browser=browser)
