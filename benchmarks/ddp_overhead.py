@@ -26,8 +26,10 @@ WORKER = textwrap.dedent('''
     from srwork.core import set_seed
     from srwork.data import sr_dataloaders
     from srwork.models import create_model
-    from srwork.training import ddp, setup_distributed, teardown_distributed, rank_distrib, num_distrib, _phase_learner
-    from srwork.models import ARCHS
+    from srwork.distributed import ddp, setup_distributed, teardown_distributed
+    from fastai.torch_core import rank_distrib, num_distrib
+    from srwork.models import ARCHS, make_learner
+    import srwork.edsr, srwork.esrgan, srwork.unet          # (they register their architectures)
     a = json.loads(sys.argv[1])
     device = setup_distributed()
     set_seed(0)
@@ -38,7 +40,7 @@ WORKER = textwrap.dedent('''
                          upsample_input=spec.upsample_input, normalize=spec.normalize, cache=100,
                          **({'device': device} if device is not None else {}))
     assert len(dls.train) > a['warmup'] + a['iters'], 'too few training batches'
-    learn = _phase_learner(spec, dls, create_model(a['arch'], a['size'], a['scale']), a['scale'], spec.phases[0], False, a['out'])
+    learn = make_learner(spec, dls, create_model(a['arch'], a['size'], a['scale']), a['scale'], spec.phases[0], False, path=a['out'])
     class Clock(Callback):
         order = 99
         def before_fit(self): self.times = []

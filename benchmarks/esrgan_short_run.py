@@ -18,8 +18,9 @@ import torch
 
 from srwork.core import atomic_write_bytes, set_seed
 from srwork.data import sr_dataloaders
-from srwork.models import n_params, Upscaler
-from srwork.training import fit_budget
+from srwork.models import n_params
+from srwork.upscaler import Upscaler
+from srwork.schedules import fit_budget
 from srwork.esrgan import esrgan_learner, interpolate, plot_gan
 from srwork.benchmark import Bicubic, evaluate
 

@@ -89,7 +89,9 @@ def main():
     # --- 1. x4plus RRDBNet ---------------------------------------------------------------------------
     probe = child(f"""
         from srwork.esrgan import RRDBNet
-        from srwork.models import Upscaler, save_model, n_params
+        from srwork.models import n_params
+        from srwork.upscaler import Upscaler
+        from srwork.modelfiles import save_model
         torch.manual_seed(0)
         up = Upscaler.from_any(RRDBNet(scale=4, num_feat=64, num_block={blocks}, num_grow_ch=32)).to('{a.device}')
         t = time.perf_counter(); rf, pad = up.context(); probe_s = time.perf_counter() - t
@@ -149,7 +151,7 @@ def main():
     # --- 2. EDSR-baseline x2 on a big image -----------------------------------------------------------
     child(f"""
         from srwork.edsr import edsr
-        from srwork.models import save_model
+        from srwork.modelfiles import save_model
         torch.manual_seed(0)
         save_model(edsr('baseline', 2), r'{work/'edsr_x2.safetensors'}')
         done()""", a)

@@ -33,8 +33,8 @@ def timed(fn, reps):
 
 
 def speed(a):
-    from srwork.models import Upscaler
-    from srwork.inference import receptive_field, upscale_tensor
+    from srwork.upscaler import Upscaler, receptive_field
+    from srwork.inference import upscale_tensor
     print(f"{'architecture':<26} {'RF':>4} {'whole MP/s':>11} {'tiled MP/s':>11} {'tiled/whole time':>17}")
     rows = []
     for name, make in archs().items():
@@ -55,7 +55,7 @@ def peak_child(a, tile):
 import torch, resource, json, warnings
 warnings.simplefilter('ignore')
 from srwork.edsr import EDSR, YChannel
-from srwork.models import Upscaler
+from srwork.upscaler import Upscaler
 from srwork.inference import upscale_tensor
 torch.manual_seed(0)
 up = Upscaler.from_any(YChannel(EDSR(1, 1, 32, 8, 2, rgb_mean=(0.44,), upsample_skip=True), 2).eval()).to('{a.device}')

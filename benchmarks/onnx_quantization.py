@@ -23,7 +23,7 @@ import torch
 from srwork.benchmark import Bicubic, evaluate
 from srwork.core import scratch_dir
 from srwork.inference import export_onnx, load_model, onnx_max_diff, onnx_session, onnx_upscaler, quantize_onnx
-from srwork.models import Upscaler
+from srwork.upscaler import Upscaler
 
 
 def latency(fn, reps):

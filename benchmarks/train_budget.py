@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from srwork.core import atomic_write_bytes
-from srwork.benchmark import train_and_evaluate
+from srwork.commands import train_and_evaluate
 
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
 

@@ -16,8 +16,9 @@ import torch
 from srwork.core import set_seed
 from srwork.data import sr_dataloaders
 from srwork.esrgan import esrgan_learner
-from srwork.models import save_model, n_params
-from srwork.training import fit_budget
+from srwork.models import n_params
+from srwork.modelfiles import save_model
+from srwork.schedules import fit_budget
 
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
 

@@ -18,9 +18,11 @@ from fastai.callback.core import Callback
 
 from srwork.core import set_seed, sample_images, scratch_dir
 from srwork.data import sr_dataloaders
-from srwork.models import create_model, sr_learner, n_params
+from srwork.models import create_model, n_params
+from srwork.learner import sr_learner
 from srwork.edsr import YL1Loss
-from srwork.training import fit_iters, speed_callbacks
+from srwork.schedules import fit_iters
+from srwork.callbacks import speed_callbacks
 
 
 class StepTimer(Callback):

@@ -17,7 +17,7 @@ import torch
 from srwork.core import atomic_write_bytes, set_seed
 from srwork.data import sr_dataloaders
 from srwork.models import n_params
-from srwork.training import fit_budget
+from srwork.schedules import fit_budget
 from srwork.benchmark import Bicubic, evaluate
 from srwork.unet import sr_unet_learner
 

@@ -33,7 +33,7 @@ def python_seconds(onnx_file, img, config, threads, repeat):
     "Median seconds of onnxruntime (Python) over the page's tile windows of `img` (H, W, 3 uint8)."
     import torch
     from srwork.inference import onnx_session, tile_windows
-    from srwork.models import pad_to_multiple
+    from srwork.upscaler import pad_to_multiple
     sess = onnx_session(onnx_file, threads)
     x = pad_to_multiple(torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255, config['multiple'])
     H, W = x.shape[-2:]
@@ -58,8 +58,10 @@ def main():
     a = ap.parse_args()
     import torch
     from srwork.core import sample_images, scratch_dir
-    from srwork.models import create_model, save_model
-    from srwork.web import HeadlessChromium, browser_upscale, export_web
+    from srwork.models import create_model
+    from srwork.modelfiles import save_model
+    from srwork.web import export_web
+    from srwork._browser import HeadlessChromium, browser_upscale
     import srwork.edsr, srwork.esrgan
     work = scratch_dir('srwork-web-bench-')
     W, H = map(int, a.size.lower().split('x'))

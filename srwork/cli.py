@@ -227,11 +227,13 @@ def build_parser(command:str=None) -> argparse.ArgumentParser:
         if name == command: sp.set_defaults(_func=add_flags(sp, cmd), _flags=flag_table(sp, cmd))
     return p
 
+# %% ../nbs/90_cli.ipynb #59c2f868
 def _who() -> str:
     "`srwork`, or `srwork (rank N)` in the other processes of a torchrun launch: an error says which process hit it."
     rank = os.environ.get('RANK', '0') if int(os.environ.get('WORLD_SIZE', '1') or 1) > 1 else '0'
     return 'srwork' if rank == '0' else f'srwork (rank {rank})'
 
+# %% ../nbs/90_cli.ipynb #87ddb1cf
 def _arguments(cmd:Command, kwargs:dict) -> dict:
     "The function's keyword arguments from the parsed flags: the config dataclass built from its fields' flags, then `cmd.prepare`."
     if cmd.config:
@@ -240,6 +242,7 @@ def _arguments(cmd:Command, kwargs:dict) -> dict:
         kwargs['config'] = cls(**{f.name: kwargs.pop(f.name) for f in flag_fields(cls)})
     return cmd.prepare(kwargs)
 
+# %% ../nbs/90_cli.ipynb #d615a53a
 def main(argv=None) -> int:
     "Entry point of the `srwork` program; returns the exit code."
     argv = list(sys.argv[1:] if argv is None else argv)

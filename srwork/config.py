@@ -247,12 +247,14 @@ def lr_fn(self:TrainConfig, phase:str):
     p = self.plan(phase)
     return p.lr_fn() if p else (lr_schedule('warmup-cosine', 0.02) if self.phase_iters(phase) else None)
 
+# %% ../nbs/16_config.ipynb #bfb53bea
 @patch
 def stages(self:TrainConfig, phase:str) -> list[Stage]|None:
     "The stages of a staged schedule for `phase` (not the GAN phase), scaled to the run's patch, batch and epochs; None for one-cycle."
     if self.schedule == 'one-cycle' or phase == 'gan': return None
     return schedule_stages(self.schedule, self.patch, self.bs, self.scale, self.epochs)
 
+# %% ../nbs/16_config.ipynb #30063e90
 @patch
 def length(self:TrainConfig, phase:str) -> str:
     n = self.phase_iters(phase)

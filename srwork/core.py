@@ -156,18 +156,22 @@ def luma(rgb, channel_dim:int=-3):
 YCBCR_MATRIX = ((65.481, 128.553, 24.966), (-37.797, -74.203, 112.0), (112.0, -93.786, -18.214))   # MATLAB rgb2ycbcr, RGB in [0, 1]
 YCBCR_OFFSET = (16., 128., 128.)                                                                    # on the 0-255 scale
 
+# %% ../nbs/00_core.ipynb #1863b880
 def _ycbcr(x:torch.Tensor):
     "The BT.601 matrix and offset for [0, 1] values, in `x`'s dtype and device."
     m = torch.tensor(YCBCR_MATRIX, dtype=torch.float64) / 255
     return m.to(x), (torch.tensor(YCBCR_OFFSET, dtype=torch.float64) / 255).to(x).view(1, 3, 1, 1)
 
+# %% ../nbs/00_core.ipynb #903d19bf
 def rgb_to_ycbcr(x:torch.Tensor) -> torch.Tensor:
     "BT.601 YCbCr (MATLAB `rgb2ycbcr`, scaled to [0, 1]) of an (N, 3, H, W) RGB batch in [0, 1]."
     m, off = _ycbcr(x)
     return torch.einsum('ij,njhw->nihw', m, x) + off
 
+# %% ../nbs/00_core.ipynb #a41aaf70
 _RGB_FROM_YCBCR = np.linalg.inv(np.array(YCBCR_MATRIX) / 255).tolist()   # a constant: exporters need no matrix inverse op
 
+# %% ../nbs/00_core.ipynb #d27991bb
 def ycbcr_to_rgb(x:torch.Tensor) -> torch.Tensor:
     "Inverse of `rgb_to_ycbcr`."
     _, off = _ycbcr(x)
@@ -360,8 +364,10 @@ def load_image(path, max_pixels:int=None) -> TensorImage:
 class ImageValueError(SRWorkError, ValueError):
     "An in-memory image (array or tensor) that srwork would otherwise misread: wrong layout, type, range or non-finite values."
 
+# %% ../nbs/00_core.ipynb #8487f398
 _WHITE = {'uint8': 255., 'uint16': 65535.}
 
+# %% ../nbs/00_core.ipynb #a186e095
 def _levels(a, kind:str):
     "`a` (numpy array or tensor) as float32 in [0, 1] by its dtype: uint8/uint16 levels, or floats already in [0, 1]."
     dt = str(a.dtype).replace('torch.', '')
@@ -378,6 +384,7 @@ def _levels(a, kind:str):
                                   f"divide 0-255 values by 255 (or pass uint8)")
     return f
 
+# %% ../nbs/00_core.ipynb #0c535136
 def _as_chw(img) -> torch.Tensor:
     "A float (C, H, W) tensor in [0, 1] from a tensor (CHW), numpy array (HWC or HW) or PIL image; misreadable input is refused."
     if isinstance(img, Image.Image):
@@ -430,12 +437,14 @@ def _target_bits(meta:ImageMeta, fmt:str, path:Path, has_alpha:bool) -> int:
         return 8
     return 16 if meta.bits == 16 else 8
 
+# %% ../nbs/00_core.ipynb #57ca0f2d
 def _levels_hwc(t:torch.Tensor, alpha:torch.Tensor|None, meta:ImageMeta, bits:int) -> np.ndarray:
     "(H, W, C) integer levels of a (3 or 1, H, W) float image plus alpha, grey as `meta` says."
     chans = luma(t) if meta.grey and t.shape[0] == 3 else t
     if alpha is not None: chans = torch.cat([chans, alpha])
     return to_uint(chans.permute(1, 2, 0), bits)
 
+# %% ../nbs/00_core.ipynb #98b9b7dd
 def _encode(a:np.ndarray, meta:ImageMeta, fmt:str, path:Path, **kw) -> bytes:
     "Encode (H, W, C) uint8/uint16 levels (C: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) as `fmt` bytes in the mode `meta` describes."
     bits, alpha, grey = (16 if a.dtype == np.uint16 else 8), a.shape[2] in (2, 4), a.shape[2] in (1, 2)
@@ -467,11 +476,14 @@ def _file_mode(path:Path) -> int:
     mask = os.umask(0); os.umask(mask)
     return 0o666 & ~mask
 
+# %% ../nbs/00_core.ipynb #40c9f6f8
 class WriteError(SRWorkError, OSError):
     "A file could not be written (disk full, no permission, ...); whatever was at its path before is unchanged."
 
+# %% ../nbs/00_core.ipynb #1352cfe5
 _TEMP_TAG = f"{socket.gethostname()[:32]}-{os.getpid()}"
 
+# %% ../nbs/00_core.ipynb #9339aa7d
 @contextmanager
 def temp_sibling(path):
     "Yield a temporary path beside `path` (named after this host and process); on success it replaces `path` atomically, on any error it is deleted and an `OSError` becomes a `WriteError`."
@@ -497,12 +509,14 @@ def temp_sibling(path):
                              f"{'the file there is unchanged' if path.exists() else 'no file was left'}") from None
         raise
 
+# %% ../nbs/00_core.ipynb #a686caac
 def atomic_write_bytes(path, data:bytes) -> Path:
     "Write `data` to `path` through a temporary file in the same folder and an atomic rename (see `temp_sibling`)."
     with temp_sibling(path) as tmp:
         with open(tmp, 'wb') as f: f.write(data)
     return Path(path)
 
+# %% ../nbs/00_core.ipynb #14af38a4
 def clean_stale_temps(folder) -> list[Path]:
     "Delete the temporary files that killed srwork processes of this host left in `folder` (their process is gone); returns them."
     host, removed = _TEMP_TAG.rsplit('-', 1)[0], []

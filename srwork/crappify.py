@@ -25,6 +25,7 @@ def _cubic(x):
     return ((1.5*ax3 - 2.5*ax2 + 1) * (ax <= 1) +
             (-0.5*ax3 + 2.5*ax2 - 4*ax + 2) * ((ax > 1) & (ax <= 2)))
 
+# %% ../nbs/01_crappify.ipynb #b78a2d6f
 def _triangle(x): return (x + 1) * ((-1 <= x) & (x < 0)) + (1 - x) * ((0 <= x) & (x <= 1))
 def _box(x): return ((-0.5 <= x) & (x < 0.5)).astype(np.float64)
 
@@ -120,11 +121,13 @@ class BicubicUpsample(nn.Module):
 # %% ../nbs/01_crappify.ipynb #4fe1f5b4
 def _uniform(rng, r): return float(r) if np.isscalar(r) else float(rng.uniform(*r))
 
+# %% ../nbs/01_crappify.ipynb #f3e35426
 def _fmt(v):
     if isinstance(v, float): return f"{v:g}"
     if isinstance(v, tuple): return '(' + ', '.join(_fmt(o) for o in v) + (',' if len(v) == 1 else '') + ')'
     return repr(v)
 
+# %% ../nbs/01_crappify.ipynb #75b35afa
 class Step:
     "A degradation with random parameters; subclasses set `draw`, `apply` and optionally `apply_torch`."
     def __init__(self, p:float=1., **ranges):
@@ -170,10 +173,12 @@ class Resize(Step):
 def _to_pil(x): return Image.fromarray(to_uint(x))
 def _from_pil(im): return np.asarray(im.convert('RGB'), dtype=np.float32) / 255
 
+# %% ../nbs/01_crappify.ipynb #6816f2a3
 @functools.lru_cache(maxsize=64)
 def _font_cached(size:int): return ImageFont.load_default(size=size)
 def _font(size): return _font_cached(max(6, int(size)))   # loading a font costs ms: cache per size
 
+# %% ../nbs/01_crappify.ipynb #d9fe22d0
 class JPEG(Step):
     "JPEG compression at a quality drawn from `quality`; `stamp` draws that number on the image (course-v3)."
     def __init__(self, quality=(30, 95), stamp:bool=False, p:float=1.):
@@ -254,18 +259,21 @@ def _filter_np(x, k):
     import cv2
     return np.clip(cv2.filter2D(x, -1, k, borderType=cv2.BORDER_REFLECT_101), 0, 1)
 
+# %% ../nbs/01_crappify.ipynb #480add2e
 def _filter_torch(x, k):
     k = torch.as_tensor(k, device=x.device, dtype=x.dtype)
     p = k.shape[-1] // 2
     xp = F.pad(x, (p, p, p, p), mode='reflect')
     return F.conv2d(xp, k[None, None].expand(x.shape[1], 1, *k.shape), groups=x.shape[1]).clamp(0, 1)
 
+# %% ../nbs/01_crappify.ipynb #bb0daaa9
 class _KernelStep(Step):
     "A step that convolves with a kernel made from its drawn parameters."
     def kernel(self, **params) -> np.ndarray: raise NotImplementedError
     def apply(self, x, rng, ctx=None, **params): return _filter_np(x, self.kernel(**params))
     def apply_torch(self, x, gen, ctx=None, **params): return _filter_torch(x, self.kernel(**params))
 
+# %% ../nbs/01_crappify.ipynb #114751ae
 def _odd(rng, r): return int(rng.choice(np.arange(r[0] | 1, r[1] + 1, 2)))
 
 # %% ../nbs/01_crappify.ipynb #19c0169f

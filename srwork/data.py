@@ -33,6 +33,7 @@ def _read(x) -> np.ndarray:
     if isinstance(x, torch.Tensor): return x.detach().float().cpu().permute(1, 2, 0).numpy()
     return _as_float(read_pixels(x))
 
+# %% ../nbs/02_data.ipynb #785b9f39
 def _load_array(path:Path) -> np.ndarray:
     "A prepared `.npy` image, memory-mapped (nothing is read until a patch is cut from it), after checking its header."
     try: a = np.load(path, mmap_mode='r', allow_pickle=False)
@@ -42,6 +43,7 @@ def _load_array(path:Path) -> np.ndarray:
         raise ImageReadError(path, f"a {a.dtype} array of shape {a.shape}: srwork prepare writes (H, W, 3) uint8 or uint16 arrays")
     return a
 
+# %% ../nbs/02_data.ipynb #046eb04b
 def read_pixels(x) -> np.ndarray:
     "The pixels of image `x` as stored: (H, W, 3) uint8 (uint16 for 16-bit sources); a `.npy` from `prepare_images` is memory-mapped."
     if isinstance(x, (str, Path)) and str(x).endswith('.npy'): return _load_array(Path(x))
@@ -51,16 +53,20 @@ def read_pixels(x) -> np.ndarray:
     a = np.rint(t.as_subclass(torch.Tensor).numpy().transpose(1, 2, 0) * white)
     return a.astype(np.uint16 if white == 65535 else np.uint8)
 
+# %% ../nbs/02_data.ipynb #9dde3b24
 def _as_float(a:np.ndarray) -> np.ndarray:
     "float32 in [0, 1] from stored pixels: the same values `load_image` gives (v / 255 or v / 65535)."
     if a.dtype == np.uint8: return a.astype(np.float32) / np.float32(255)
     if a.dtype == np.uint16: return a.astype(np.float32) / np.float32(65535)
     return np.asarray(a, dtype=np.float32)
 
+# %% ../nbs/02_data.ipynb #b71be3b9
 def _quantise8(a): return (quantise(a) / 255).astype(np.float32)
 
+# %% ../nbs/02_data.ipynb #178ed653
 def _to_timg(a): return TensorImage(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)))
 
+# %% ../nbs/02_data.ipynb #52dbd8b3
 def _dihedral(a, k):
     "One of the 8 flips/rotations of an HWC array."
     a = np.rot90(a, k % 4)
@@ -242,6 +248,7 @@ def _items(source) -> list:
     if not items: raise SRWorkError(f"{source}: no image files found (PNG, JPEG, TIFF, WebP, BMP, .npy, searched recursively)")
     return items
 
+# %% ../nbs/02_data.ipynb #63c19103
 def _epoch_items(items, splits, patches_per_epoch:int|None):
     "(items, valid indices) of the Datasets: the training images repeated to `patches_per_epoch` patches, each about equally often."
     if not patches_per_epoch: return items, splits[1]
@@ -251,6 +258,7 @@ def _epoch_items(items, splits, patches_per_epoch:int|None):
     train = np.resize(np.asarray(splits[0]), int(patches_per_epoch))
     return [items[i] for i in train] + [items[i] for i in splits[1]], list(range(len(train), len(train) + len(splits[1])))
 
+# %% ../nbs/02_data.ipynb #9fa3eb77
 def sr_dataloaders(source, scale:int=2, patch_size:int=96, bs:int=16, crappifier='bicubic', upsample_input:bool=False,
                    lr_folder=None, valid_pct:float=0.1, valid_size:int|None=None, augment:bool=True,
                    normalize:bool=False, seed:int=42, num_workers:int|None=None, device=None, splits=None, cache:int=0,

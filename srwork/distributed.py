@@ -16,7 +16,7 @@ from .core import SRWorkError
 
 # %% auto #0
 __all__ = ['is_distributed', 'is_main_process', 'world_size', 'setup_distributed', 'teardown_distributed', 'agreed', 'from_rank0',
-           'average_across', 'ShardedAvgLoss', 'ddp']
+           'average_across', 'ddp', 'ShardedAvgLoss']
 
 # %% ../nbs/06_distributed.ipynb #41d76ec1
 def is_distributed() -> bool:
@@ -89,6 +89,19 @@ def average_across(tensors):
     for t in tensors:
         dist.all_reduce(t); t.div_(n)
 
+# %% ../nbs/06_distributed.ipynb #923a1f47
+@contextmanager
+def ddp(learn:Learner):
+    "Within: `learn` trains as one process of a torchrun / accelerate launch run (fastai's `distrib_ctx`); a plain context in one process."
+    if not is_distributed(): yield learn; return
+    _accelerate()
+    gpu = torch.cuda.is_available()
+    with learn.distrib_ctx(sync_bn=gpu, cpu=not gpu):
+        rec = learn.recorder.__dict__          # (not setattr: a callback's setattr warns of the learner's own `loss`)
+        own, rec['loss'] = rec['loss'], ShardedAvgLoss()    # fastai's averages the processes' batch means, copies included
+        try: yield learn
+        finally: rec['loss'] = own
+
 # %% ../nbs/06_distributed.ipynb #2a2d130c
 class ShardedAvgLoss(AvgLoss):
     "The validation loss of the whole set on several processes: each batch weighted by its real items, summed over processes."
@@ -104,16 +117,3 @@ class ShardedAvgLoss(AvgLoss):
         t = torch.stack([loss.detach().float() * real, loss.new_tensor(float(real))])
         if dist.is_available() and dist.is_initialized(): t = t.to(_collective_device()); dist.all_reduce(t)
         self.total += float(t[0]); self.count += float(t[1])
-
-# %% ../nbs/06_distributed.ipynb #923a1f47
-@contextmanager
-def ddp(learn:Learner):
-    "Within: `learn` trains as one process of a torchrun / accelerate launch run (fastai's `distrib_ctx`); a plain context in one process."
-    if not is_distributed(): yield learn; return
-    _accelerate()
-    gpu = torch.cuda.is_available()
-    with learn.distrib_ctx(sync_bn=gpu, cpu=not gpu):
-        rec = learn.recorder.__dict__          # (not setattr: a callback's setattr warns of the learner's own `loss`)
-        own, rec['loss'] = rec['loss'], ShardedAvgLoss()    # fastai's averages the processes' batch means, copies included
-        try: yield learn
-        finally: rec['loss'] = own

@@ -52,6 +52,7 @@ def tile_windows(n:int, tile:int, pad:int, align:int=1) -> list[tuple]:
 # %% ../nbs/18_inference.ipynb #7a1cb214
 _UNITS = {'': 1, 'k': 2**10, 'm': 2**20, 'g': 2**30, 't': 2**40}
 
+# %% ../nbs/18_inference.ipynb #c142fa13
 def parse_memory(value, name:str='max_memory') -> int:
     "Bytes from a number or a size such as '2G', '500M', '1.5GiB' (units of 1024); `name`: the parameter an error names."
     m = re.fullmatch(r'\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b)?\s*', str(value), re.I)
@@ -59,6 +60,7 @@ def parse_memory(value, name:str='max_memory') -> int:
     if not m or n < 1: raise SRWorkError(f"`{name}` {value!r}: not a memory size (e.g. 2G, 500M, or a number of bytes)", param=name)
     return int(n)
 
+# %% ../nbs/18_inference.ipynb #3ead81a0
 def _available_ram() -> int:
     try:
         for line in open('/proc/meminfo'):
@@ -67,6 +69,7 @@ def _available_ram() -> int:
     try: return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
     except (ValueError, OSError, AttributeError): return 4 * 2**30
 
+# %% ../nbs/18_inference.ipynb #783e142f
 def memory_budget(device=None, max_memory=None) -> int:
     "Bytes one pass of tiles may use: `max_memory` if given, else 80 % of a GPU's free memory, or on CPU a quarter of the available RAM up to 1 GiB."
     if max_memory is not None: return parse_memory(max_memory)
@@ -74,12 +77,14 @@ def memory_budget(device=None, max_memory=None) -> int:
     if device.type == 'cuda': return int(0.8 * torch.cuda.mem_get_info(device)[0])
     return int(min(2**30, _available_ram() / 4))
 
+# %% ../nbs/18_inference.ipynb #2a722ac8
 def _size(n) -> str:
     return f"{n / 2**30:.2f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
 
 # %% ../nbs/18_inference.ipynb #521479a7
 MEMORY_SAFETY = {'cpu': 1.5, 'cuda': 1.3}   # measured peak / counted tensor bytes, rounded up (see `forward_memory`)
 
+# %% ../nbs/18_inference.ipynb #74ebb466
 @dataclass
 class TilePlan:
     "How an image is cut: each tile's core (rows, cols), its context `pad`, tiles per pass, and the memory of one pass."
@@ -98,12 +103,14 @@ class TilePlan:
         return (f"{self.n_tiles} tiles of {self.core[1]}x{self.core[0]} + {self.pad} px context, {self.batch_size} per pass "
                 f"(~{_size(self.bytes)}{of})")
 
+# %% ../nbs/18_inference.ipynb #038b59f2
 def _axis(n:int, tile:int, pad:int, m:int) -> tuple[int, int, int, int]:
     "(windows, window length, `tile`, core length) of `tile_windows(n, tile, pad, m)`, without listing them."
     p = _round_up(pad, m)
     core = _round_up(math.ceil(n / (1 if tile + 2 * p >= n else math.ceil(n / tile))), m)
     return math.ceil(n / core), min(n, core + 2 * p), tile, core
 
+# %% ../nbs/18_inference.ipynb #f1c0ba94
 def plan_tiles(up:Upscaler, H:int, W:int, tile:int|None=None, tile_pad=None, batch_size:int|None=None, max_memory=None) -> TilePlan:
     "Tiles for an H x W input: `tile` 0 = whole image, a number = that tile, None = the cheapest tiling whose pass fits the memory budget."
     m = up.multiple
@@ -213,12 +220,14 @@ def upscale_tensor(up:Upscaler, x:torch.Tensor, tile:int|None=None, tile_pad:int
 def _default_device():
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
+# %% ../nbs/18_inference.ipynb #c50395fe
 def _check_tiling(tile, tile_pad, batch_size):
     "Refuse a negative tile or pad and a batch size under 1, naming the parameter."
     if tile is not None: check_number('tile', tile, lo=0, integer=True)
     if tile_pad is not None and tile_pad != 'exact': check_number('tile_pad', tile_pad, lo=0, integer=True)
     if batch_size is not None: check_number('batch_size', batch_size, lo=1, integer=True)
 
+# %% ../nbs/18_inference.ipynb #3c0c1570
 def resolve_device(device=None) -> torch.device:
     "`device` (a name or `torch.device`; default: cuda if available) checked against what this machine has."
     if device is None: return _default_device()
@@ -231,6 +240,7 @@ def resolve_device(device=None) -> torch.device:
     if d.type == 'mps' and not torch.backends.mps.is_available(): raise SRWorkError(f"device {device}: MPS is not available here: use cpu")
     return d
 
+# %% ../nbs/18_inference.ipynb #809cb20e
 def _split(t:torch.Tensor):
     "(rgb (1, 3, H, W), alpha (1, 1, H, W) or None, was_grey) from a (C, H, W) tensor with 1-4 channels."
     c = t.shape[0]
@@ -238,6 +248,7 @@ def _split(t:torch.Tensor):
     alpha = t[-1:] if c in (2, 4) else None
     return rgb[None].contiguous(), (None if alpha is None else alpha[None]), c in (1, 2)
 
+# %% ../nbs/18_inference.ipynb #5ebf17b0
 def _upscale_alpha(up, alpha, how, **kw):
     "A (1, 1, H, W) alpha upscaled: bicubic (the default: a model trained on photos has not seen masks) or by the model."
     if how == 'bicubic': return imresize(alpha, up.scale).clamp(0, 1)
@@ -356,6 +367,7 @@ def _onnx_module(name:str):
         raise SRWorkError(f"{name} is not installed: srwork's ONNX export and inference need the onnx extra: "
                           "pip install 'srwork[onnx]'") from None
 
+# %% ../nbs/18_inference.ipynb #e420bdc5
 def _plain_copy(model:nn.Module) -> nn.Module:
     "A copy of `model` that graph exporters can trace, with the same outputs: weight and spectral norm folded into plain weights, fastai's `ToTensorBase` casts dropped."
     from torch.nn.utils import parametrize
@@ -373,6 +385,7 @@ def _plain_copy(model:nn.Module) -> nn.Module:
             for name in list(mod.parametrizations): parametrize.remove_parametrizations(mod, name)
     return model
 
+# %% ../nbs/18_inference.ipynb #9715f6b2
 def export_onnx(model, path, dynamic:bool=True, opset:int=18, check:bool=True, scale:int=None, tol:float=1e-4) -> Path:
     "Export `model` with PyTorch's dynamo exporter (input 'lr', output 'sr', [0, 1]; dynamic batch, height and width); with `check`, compare with PyTorch on two sizes."
     import contextlib, io
@@ -424,6 +437,7 @@ class _Calibration:
     def __init__(self, batches): self.batches = iter(batches)
     def get_next(self): return next(self.batches, None)
 
+# %% ../nbs/18_inference.ipynb #29c3fa42
 def calibration_batches(images=None, scale:int=2, n:int=32, size:int=64, multiple:int=1, seed:int=0) -> list[dict]:
     "Inputs for static quantisation: `n` LR crops of `size` px (a multiple of `multiple`) of `images` (a folder or files; default the offline sample set), made like training inputs (MATLAB-bicubic x1/`scale` of HR crops)."
     if images is None:                                     # the offline sample set, read where scikit-image keeps it
@@ -441,10 +455,12 @@ def calibration_batches(images=None, scale:int=2, n:int=32, size:int=64, multipl
         out.append({'lr': pad_to_multiple(lr, multiple).numpy().astype(np.float32)})
     return out
 
+# %% ../nbs/18_inference.ipynb #193b0b8d
 def _onnx_meta(path) -> dict:
     "The metadata `export_onnx` wrote (scale, input multiple), read without starting a session."
     return {p.key: p.value for p in _onnx_module('onnx').load(str(path), load_external_data=False).metadata_props}
 
+# %% ../nbs/18_inference.ipynb #519e4b63
 def quantize_onnx(path, out, mode:str='int8', calibration=None) -> Path:
     "A quantised copy of an ONNX model from `export_onnx`: 'int8' (static QDQ: int8 weights per channel, uint8 activations calibrated on `calibration`, a folder of HR images or `calibration_batches`; default the offline sample set), 'int8-dynamic' (weights only, activations quantised at run time) or 'fp16'."
     path, out = Path(path), Path(out)

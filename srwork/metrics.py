@@ -58,6 +58,7 @@ def _gaussian_1d(size=11, sigma=1.5, device=None):
     g = torch.exp(-((torch.arange(size, dtype=torch.float64, device=device) - size // 2) ** 2) / (2 * sigma ** 2))
     return g / g.sum()
 
+# %% ../nbs/03_metrics.ipynb #72ca1055
 def _ssim_per_channel(a, b):
     "Mean SSIM map over the valid region, per image and channel: (N, C)."
     n, c = a.shape[:2]
@@ -72,6 +73,7 @@ def _ssim_per_channel(a, b):
     m = ((2 * mu_a * mu_b + C1) * (2 * sab + C2)) / ((mu_a ** 2 + mu_b ** 2 + C1) * (saa + sbb + C2))
     return m.mean(dim=(2, 3))
 
+# %% ../nbs/03_metrics.ipynb #e973e457
 def ssim(sr, hr, crop_border:int=0, y_channel:bool=True):
     "SSIM of `sr` against `hr` (Gaussian 11×11, σ 1.5, valid region; RGB: mean over channels); a tensor for batches."
     batched = isinstance(sr, torch.Tensor) and sr.ndim == 4

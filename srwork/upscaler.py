@@ -55,6 +55,22 @@ def _tracing() -> bool:
     c = torch.compiler
     return bool(getattr(c, 'is_exporting', lambda: False)() or c.is_compiling())
 
+# %% ../nbs/09_upscaler.ipynb #f2a69c36
+def _input_multiple(model:nn.Module, scale:int, upsample_input:bool, declared:int=1) -> int:
+    "The multiple LR inputs are padded to: the registered one and the model's `input_multiple`, and for upsampled-input models its `hr_multiple` over the scale."
+    m = math.lcm(int(declared), int(getattr(model, 'input_multiple', 1)))
+    if upsample_input:
+        hr = int(getattr(model, 'hr_multiple', 1))      # e.g. a U-Net's encoder halves its input 5 times: 32
+        m = math.lcm(m, hr // math.gcd(hr, scale))
+    return m
+
+def _registered(model:nn.Module, scale:int, upsample_input:bool) -> dict:
+    "What the registry says of `model`'s architecture (its fp16 support and input multiple), as `Upscaler` arguments."
+    arch = (getattr(model, 'config', None) or {}).get('arch')
+    if arch not in ARCHS: return {}
+    spec = ARCHS[arch]
+    return dict(supports_half=spec.supports_half, multiple=_input_multiple(model, scale, upsample_input, spec.input_multiple))
+
 # %% ../nbs/09_upscaler.ipynb #570587f0
 class Upscaler(nn.Module):
     "An SR model as a function of [0, 1] LR batches, with what inference needs to know about it (as spandrel's descriptor)."
@@ -122,28 +138,13 @@ class Upscaler(nn.Module):
             raise ScaleError(f"the model upscales x{up.scale}, not x{scale}", param='scale')
         return up
 
-# %% ../nbs/09_upscaler.ipynb #f2a69c36
-def _input_multiple(model:nn.Module, scale:int, upsample_input:bool, declared:int=1) -> int:
-    "The multiple LR inputs are padded to: the registered one and the model's `input_multiple`, and for upsampled-input models its `hr_multiple` over the scale."
-    m = math.lcm(int(declared), int(getattr(model, 'input_multiple', 1)))
-    if upsample_input:
-        hr = int(getattr(model, 'hr_multiple', 1))      # e.g. a U-Net's encoder halves its input 5 times: 32
-        m = math.lcm(m, hr // math.gcd(hr, scale))
-    return m
-
-def _registered(model:nn.Module, scale:int, upsample_input:bool) -> dict:
-    "What the registry says of `model`'s architecture (its fp16 support and input multiple), as `Upscaler` arguments."
-    arch = (getattr(model, 'config', None) or {}).get('arch')
-    if arch not in ARCHS: return {}
-    spec = ARCHS[arch]
-    return dict(supports_half=spec.supports_half, multiple=_input_multiple(model, scale, upsample_input, spec.input_multiple))
-
 # %% ../nbs/09_upscaler.ipynb #44509eb2
 @lru_cache(maxsize=1)
 def _probe_photo() -> torch.Tensor:
     import skimage
     return load_image(Path(skimage.__file__).parent/'data'/'astronaut.png')[None].as_subclass(torch.Tensor)
 
+# %% ../nbs/09_upscaler.ipynb #8702049e
 def _probe_strip(h:int, w:int) -> torch.Tensor:
     "(1, 3, h, w) natural content for probes: scikit-image's astronaut photo, mirrored out to any size (deterministic)."
     x = _probe_photo()
@@ -151,6 +152,7 @@ def _probe_strip(h:int, w:int) -> torch.Tensor:
     while x.shape[-1] < w: x = torch.cat([x, x.flip(-1)], -1)
     return x[..., :h, :w].contiguous()
 
+# %% ../nbs/09_upscaler.ipynb #60e8f95a
 def _round_up(v:int, m:int) -> int: return -(-int(v) // m) * m
 
 # %% ../nbs/09_upscaler.ipynb #cfeff8ec

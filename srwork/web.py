@@ -204,6 +204,7 @@ class _WebHandler(SimpleHTTPRequestHandler):
         super().end_headers()
     def log_message(self, *args): pass
 
+# %% ../nbs/20_web.ipynb #745b5960
 class _WebServer(ThreadingHTTPServer):
     daemon_threads = True
     def handle_error(self, request, client_address):
@@ -211,6 +212,7 @@ class _WebServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)): return     # a visitor who went away: no traceback
         super().handle_error(request, client_address)
 
+# %% ../nbs/20_web.ipynb #f699c1d8
 def web_server(folder, port:int=0, host:str='127.0.0.1', extra:dict=None) -> ThreadingHTTPServer:
     "A started server of `folder` on a background thread (`port` 0: a free one; `.server_port` says which); `extra`: {'/url/path': file}."
     folder = Path(folder)
@@ -221,6 +223,7 @@ def web_server(folder, port:int=0, host:str='127.0.0.1', extra:dict=None) -> Thr
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
+# %% ../nbs/20_web.ipynb #0fff55d0
 def serve_web(folder, # a folder written by export-web
               port:int=8000, # the port
               host:str='127.0.0.1', # the address to listen on (0.0.0.0: every interface)

@@ -11,6 +11,7 @@ from srwork.core import SRWorkError
 from srwork.crappify import imresize
 from srwork.metrics import psnr
 from srwork.benchmark import Bicubic, benchmark_pair, benchmark_table, evaluate
+from cli_runner import srwork_in_process
 
 RNG = np.random.RandomState(0)
 
@@ -75,12 +76,10 @@ def test_evaluate_greyscale_source(tmp_path):
 
 
 def test_cli_bench(hr_dir):
-    r = subprocess.run([sys.executable, '-m', 'srwork.cli', 'bench', '--data', str(hr_dir), '--scale', '2', '3'],
-                       capture_output=True, text=True, timeout=300)
+    r = srwork_in_process('bench', '--data', hr_dir, '--scale', 2, 3)
     assert r.returncode == 0, r.stderr
     assert 'bicubic' in r.stdout and 'x3' in r.stdout and 'Y channel' in r.stdout
-    r = subprocess.run([sys.executable, '-m', 'srwork.cli', 'bench', '--data', str(hr_dir / 'missing')],
-                       capture_output=True, text=True, timeout=300)
+    r = srwork_in_process('bench', '--data', hr_dir / 'missing')
     assert r.returncode == 1 and r.stderr.startswith('srwork: error:') and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -91,9 +90,8 @@ def test_cli_bench_tells_same_named_models_apart(hr_dir, tmp_path):
     for seed, run in enumerate('ab'):
         torch.manual_seed(seed)
         save_model(create_model('edsr', 'small', 2), tmp_path/run/'model.safetensors')
-    r = subprocess.run([sys.executable, '-m', 'srwork.cli', 'bench', '--data', str(hr_dir), '--scale', '2',
-                        '--model', str(tmp_path/'a'/'model.safetensors'), '--model', str(tmp_path/'b'/'model.safetensors')],
-                       capture_output=True, text=True, timeout=300)
+    r = srwork_in_process('bench', '--data', hr_dir, '--scale', 2, '--model', tmp_path/'a'/'model.safetensors',
+                          '--model', tmp_path/'b'/'model.safetensors')
     assert r.returncode == 0, r.stderr
     header, psnr = r.stdout.splitlines()[0].split(), r.stdout.splitlines()[1].split()
     assert header == ['bicubic', 'a/model', 'b/model'], r.stdout

@@ -56,6 +56,7 @@ def test_demo_on_sample_set(tmp_path):
 
 
 def test_demo_errors_are_one_line(tmp_path):
+    from cli_runner import srwork_in_process as srwork_cli          # (the program's main here: only its answer is tested)
     r = srwork_cli('demo', '--data', tmp_path / 'nowhere', '-o', tmp_path / 'out')
     assert r.returncode == 1
     assert r.stderr.strip() == f"srwork: error: {tmp_path / 'nowhere'}: no such folder"
@@ -66,6 +67,7 @@ def test_demo_errors_are_one_line(tmp_path):
 
 
 def test_demo_reports_broken_image_by_name(tmp_path):
+    from cli_runner import srwork_in_process as srwork_cli
     d = tmp_path / 'imgs'; d.mkdir()
     (d / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
     r = srwork_cli('demo', '--data', d, '-o', tmp_path / 'out', '--image', 'broken')

@@ -1,5 +1,6 @@
-"""Faults and bad input replayed against `srwork upscale` and `srwork train` as a user meets them (subprocesses): nothing the
-user has is lost or replaced without being asked, a failure is one line naming the file and exits 1, memory stays bounded."""
+"""Faults and bad input replayed against `srwork upscale` and `srwork train` as a user meets them (the program's `main`, in
+this process, or a fresh process where a memory cap or a signal needs one): nothing the user has is lost or replaced without
+being asked, a failure is one line naming the file and exits 1, memory stays bounded."""
 import hashlib, os, pickle, resource, subprocess, sys
 from pathlib import Path
 
@@ -8,11 +9,14 @@ import pytest
 from PIL import Image
 
 from srwork.core import sample_images
+from cli_runner import srwork_in_process
 
 SRWORK = [sys.executable, '-m', 'srwork.cli']
 
 
 def srwork(*args, cwd=None, preexec_fn=None, timeout=600):
+    "`srwork ARGS`: in this process, or in a fresh one where `preexec_fn` (a memory cap) has to act on a process of its own."
+    if preexec_fn is None: return srwork_in_process(*args, cwd=cwd)
     return subprocess.run(SRWORK + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
                           preexec_fn=preexec_fn)
 
@@ -155,7 +159,7 @@ def test_a_resumed_time_budget_logs_each_epoch_once(data, tmp_path):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err[-2000:]
     stopped = torch.load(out/'checkpoint_train.pth', weights_only=False)['epoch']
-    r = subprocess.run(args + ['--resume'], capture_output=True, text=True, timeout=600)
+    r = srwork(*args[len(SRWORK):], '--resume')            # (the resumed run needs no process of its own)
     assert r.returncode == 0, r.stderr[-2000:]
     assert f'resuming from {out/"checkpoint_train.pth"} (epoch {stopped + 1},' in r.stdout
     epochs = [int(line.split(',')[0]) for line in (out/'history_train.csv').read_text().splitlines()[1:]]

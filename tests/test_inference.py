@@ -199,7 +199,8 @@ def test_onnx_of_a_model_with_an_input_multiple(tmp_path):
 
 # ---------------------------------------------------------------- the CLI
 def _cli(*args):
-    return subprocess.run([sys.executable, '-m', 'srwork.cli', *map(str, args)], capture_output=True, text=True, timeout=600)
+    from cli_runner import srwork_in_process
+    return srwork_in_process(*args)
 
 
 def test_cli_batch_with_a_corrupt_file(tmp_path, model):

@@ -23,8 +23,10 @@ def lr_image(tmp_path_factory):
     return p
 
 
-def srwork(*args, timeout=600, **kw):
-    return subprocess.run(SRWORK + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, **kw)
+def srwork(*args, cwd=None):
+    "`srwork ARGS` run by its `main` in this process (the Ctrl-C tests below start real processes)."
+    from cli_runner import srwork_in_process
+    return srwork_in_process(*args, cwd=cwd)
 
 
 ARCH_ARGS = {

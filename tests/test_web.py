@@ -131,8 +131,8 @@ def photos(tmp_path_factory):
     return d
 
 
-def exported(tmp_path_factory, arch, size, scale, **kw):
-    "A model of `arch` with random weights saved, and its page exported: (model file, export_web's answer)."
+def exported(tmp_path_factory, arch, size, scale, model_kw=None, **kw):
+    "A model of `arch` (its `size`, `model_kw` overriding its arguments) with random weights saved, and its page exported: (model file, export_web's answer)."
     import torch
     from srwork.models import create_model
     from srwork.modelfiles import save_model
@@ -141,7 +141,7 @@ def exported(tmp_path_factory, arch, size, scale, **kw):
     import srwork.edsr, srwork.esrgan, srwork.unet       # (they register their architectures)
     d = tmp_path_factory.mktemp(f'{arch}{scale}')
     torch.manual_seed(0)
-    kw_model = {'pretrained': False} if arch == 'unet' else {}
+    kw_model = {**({'pretrained': False} if arch == 'unet' else {}), **(model_kw or {})}
     model = save_model(create_model(arch, size, scale, **kw_model), d/f'{arch}_x{scale}.safetensors', scale=scale)
     return model, export_web(model, d/'page', quiet=True, **kw)
 
@@ -153,7 +153,7 @@ def edsr_page(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def rrdbnet_page(tmp_path_factory):
-    return exported(tmp_path_factory, 'esrgan', 'small', 4)
+    return exported(tmp_path_factory, 'esrgan', 'small', 4, model_kw=dict(num_block=1, num_grow_ch=8))    # (one block: the page, not the depth, is tested)
 
 
 def python_upscale(model, image, out, tile):
@@ -191,11 +191,12 @@ def test_the_unet_page(browser, photos, tmp_path_factory, tmp_path):
     "A model that takes an upsampled input: the graph holds the bicubic enlargement and the page pads to the encoder's multiple (16 at x2)."
     from srwork._browser import browser_upscale
     model, exp = exported(tmp_path_factory, 'unet', 'small', 2)
-    assert (exp['config']['multiple'], exp['config']['scale']) == (16, 2)      # 300x200 is padded to 304x208
-    r = browser_upscale(exp['out'], photos/'photo_rgba.png', browser=browser)
+    assert (exp['config']['multiple'], exp['config']['scale']) == (16, 2)      # 150x100 is padded to 160x112
+    Image.open(photos/'photo_rgba.png').resize((150, 100)).save(tmp_path/'small_rgba.png')
+    r = browser_upscale(exp['out'], tmp_path/'small_rgba.png', browser=browser)
     assert r['state'] == 'done', r['error']
-    share, worst = agree(r['result'], python_upscale(model, photos/'photo_rgba.png', tmp_path/'u.png', exp['config']['tile']))
-    assert r['result'].shape == (400, 600, 4) and share >= 0.999 and worst <= 2, (share, worst)
+    share, worst = agree(r['result'], python_upscale(model, tmp_path/'small_rgba.png', tmp_path/'u.png', exp['config']['tile']))
+    assert r['result'].shape == (200, 300, 4) and share >= 0.999 and worst <= 2, (share, worst)
 
 
 def test_variants_grey_and_errors(edsr_page, browser, photos, tmp_path):
