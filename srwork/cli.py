@@ -143,7 +143,7 @@ def _add_flag(parser, name:str, param:inspect.Parameter, doc:str|None, extra:dic
 
 # %% ../nbs/90_cli.ipynb #a5361e4e
 def _params(cmd:Command) -> list:
-    "(name, inspect.Parameter, doc) of every parameter of `cmd` that gets a flag: its function's, a `config` dataclass's fields in place of `config`; required ones first."
+    "(name, parameter, doc) of each parameter of `cmd` that gets a flag (a `config` dataclass's fields for `config`), required ones first."
     from fastcore.docments import docments
     f = cmd.function()
     docs = docments(f)

@@ -486,7 +486,7 @@ _TEMP_TAG = f"{socket.gethostname()[:32]}-{os.getpid()}"
 # %% ../nbs/00_core.ipynb #9339aa7d
 @contextmanager
 def temp_sibling(path):
-    "Yield a temporary path beside `path` (named after this host and process); on success it replaces `path` atomically, on any error it is deleted and an `OSError` becomes a `WriteError`."
+    "A temporary path beside `path` that replaces it atomically on success and is deleted on error (an `OSError` becoming a `WriteError`)."
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

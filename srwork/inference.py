@@ -169,7 +169,7 @@ _FLAT = "the model's output is flat (one value per channel) for an image that is
 def upscale_tensor(up:Upscaler, x:torch.Tensor, tile:int|None=None, tile_pad:int|None=None, batch_size:int|None=None,
                    dtype=None, blend:str='crop', progress:bool=False, out_dtype=torch.float32, max_memory=None,
                    grey:bool=False, canvas:np.ndarray|None=None, plan:TilePlan|None=None):
-    "Upscale a (1, 3, H, W) CPU tensor in [0, 1] tile by tile (see `plan_tiles`): a float tensor out, or with `out_dtype` np.uint8/np.uint16 integer levels written tile by tile into an (H·s, W·s, C) numpy `canvas`."
+    "Upscale a (1, 3, H, W) tensor in [0, 1] tile by tile: a float tensor, or (`out_dtype` np.uint8/uint16) levels written into a `canvas`."
     if blend not in ('crop', 'feather'): raise ValueError("blend must be 'crop' or 'feather'")
     s, (H0, W0) = up.scale, x.shape[-2:]
     flat_input = float(x.amax() - x.amin()) <= 1e-3
@@ -331,7 +331,7 @@ def _resample(a:np.ndarray, size:tuple) -> np.ndarray:
 def upscale_file(model, src, dest, tile:int|None=None, tile_pad=None, batch_size:int|None=None, max_memory=None,
                  device=None, dtype=None, alpha:str='bicubic', outscale:float|None=None, overwrite:bool=False,
                  trust:bool=False, progress:bool=False) -> dict:
-    "Upscale image file `src` into `dest` (atomically, in `src`'s mode and bit depth): tiles go straight into an 8/16-bit canvas, so memory is bounded for any image size. `outscale` resamples the result to that final scale."
+    "Upscale image file `src` into `dest`, atomically, in `src`'s mode and bit depth, through an 8/16-bit canvas (memory bounded at any size)."
     _check_tiling(tile, tile_pad, batch_size)
     up = as_model(model, trust=trust).to(resolve_device(device))
     src, dest = Path(src), Path(dest)
@@ -369,7 +369,7 @@ def _onnx_module(name:str):
 
 # %% ../nbs/18_inference.ipynb #e420bdc5
 def _plain_copy(model:nn.Module) -> nn.Module:
-    "A copy of `model` that graph exporters can trace, with the same outputs: weight and spectral norm folded into plain weights, fastai's `ToTensorBase` casts dropped."
+    "A copy of `model` with the same outputs that graph exporters can trace: weight and spectral norm folded, fastai's casts dropped."
     from torch.nn.utils import parametrize
     from fastai.layers import ToTensorBase
     for mod in model.modules():      # weight-normed weights are computed tensors, which deepcopy refuses: detach them
@@ -439,7 +439,7 @@ class _Calibration:
 
 # %% ../nbs/18_inference.ipynb #29c3fa42
 def calibration_batches(images=None, scale:int=2, n:int=32, size:int=64, multiple:int=1, seed:int=0) -> list[dict]:
-    "Inputs for static quantisation: `n` LR crops of `size` px (a multiple of `multiple`) of `images` (a folder or files; default the offline sample set), made like training inputs (MATLAB-bicubic x1/`scale` of HR crops)."
+    "`n` LR crops of `size` px of `images` (default: the offline sample set), made as training inputs are: inputs to calibrate static quantisation."
     if images is None:                                     # the offline sample set, read where scikit-image keeps it
         import skimage
         from srwork.core import SAMPLE_IMAGES
@@ -462,7 +462,7 @@ def _onnx_meta(path) -> dict:
 
 # %% ../nbs/18_inference.ipynb #519e4b63
 def quantize_onnx(path, out, mode:str='int8', calibration=None) -> Path:
-    "A quantised copy of an ONNX model from `export_onnx`: 'int8' (static QDQ: int8 weights per channel, uint8 activations calibrated on `calibration`, a folder of HR images or `calibration_batches`; default the offline sample set), 'int8-dynamic' (weights only, activations quantised at run time) or 'fp16'."
+    "A quantised copy of an ONNX model from `export_onnx` in `mode` 'int8' (static, calibrated on `calibration`), 'int8-dynamic' or 'fp16'."
     path, out = Path(path), Path(out)
     onnx = _onnx_module('onnx'); _onnx_module('onnxruntime')
     with temp_sibling(out) as tmp:

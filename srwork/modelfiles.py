@@ -36,7 +36,7 @@ def _torch_load_weights(p:Path):
 
 # %% ../nbs/10_modelfiles.ipynb #5659eade
 def read_state_dict(path, key:str=None, convert:bool=True) -> dict:
-    "A state dict from a weight file (.safetensors, or torch.save read with `weights_only=True`: no code runs): unwraps `params_ema`/`params`/`state_dict` (or `key`), `module.` prefixes and (with `convert`) registered key layouts."
+    "The state dict in a weight file (no code runs), unwrapped (`params_ema`, `params`, `state_dict` or `key`; `module.`) and, with `convert`, renamed."
     p = Path(path)
     if not p.is_file(): raise SRWorkError(f"{p}: weight file not found")
     if p.suffix.lower() == '.safetensors':            # (srwork's save_model, or published safetensors weights)
@@ -66,7 +66,7 @@ def load_pretrained(model:nn.Module, path, strict:bool=True, key:str=None) -> nn
 
 # %% ../nbs/10_modelfiles.ipynb #2868544a
 def init_from(model:nn.Module, source) -> list[str]:
-    "Copy every parameter of `source` (model, state dict, or weight file: .pth or srwork's .safetensors) whose name and shape match into `model`; returns the copied names."
+    "Copy into `model` every parameter of `source` (a model, state dict or weight file) whose name and shape match; the names copied."
     sd = source if isinstance(source, dict) else read_state_dict(source) if isinstance(source, (str, Path)) else source.state_dict()
     own = model.state_dict()
     copied = [k for k, v in sd.items() if k in own and own[k].shape == v.shape]
@@ -124,7 +124,7 @@ def _shape_problems(model:nn.Module, tensors:dict) -> list[str]:
 
 # %% ../nbs/10_modelfiles.ipynb #e7ecc98a
 def model_from_config(cfg:dict, tensors:dict, source='model') -> nn.Module:
-    "Build registered `cfg` and load `tensors` into it; the config is first built on the meta device (no memory), so a config that does not fit the tensors, or can't be built, is a one-line error naming `source`."
+    "Build registered `cfg` and load `tensors` into it; a config that can't be built or does not fit the tensors is a one-line error naming `source`."
     try:
         with torch.device('meta'): probe = build_model(cfg)
     except SRWorkError as e: raise SRWorkError(f"{source}: {e}") from None
@@ -199,7 +199,7 @@ def _spandrel_upscaler(raw:dict, p:Path) -> Upscaler:
 
 # %% ../nbs/10_modelfiles.ipynb #e7455650
 def load_weights(path) -> Upscaler:
-    "An `Upscaler` from a published weight file (`.pth`, `.pt`): read with `weights_only=True` (no code runs); srwork's architectures are recognised from the tensors' names and shapes (BasicSR, original ESRGAN and EDSR layouts, `params_ema`/`params`), others through spandrel when it is installed."
+    "An `Upscaler` from a published `.pth`/`.pt` file (no code runs): srwork's architectures from the tensors' names and shapes, others through spandrel."
     p = Path(path)
     raw = read_state_dict(p, convert=False)
     sd = convert_keys(raw)

@@ -84,7 +84,7 @@ def _ensure_imagenet_norm(dls):
 def sr_unet_learner(dls, arch='resnet34', pretrained:bool=True, loss_func=None, blur:bool=True, self_attention:bool=True,
                     norm_type='Weight', y_range=(-3., 3.), wd:float=1e-3, metrics=None, scale:int=None,
                     loss_pretrained:bool=None, model:nn.Module=None, **kwargs) -> Learner:
-    "U-Net learner for super-resolution/restoration: `FeatureLoss`, PSNR/SSIM + loss parts, 3 parameter groups, frozen encoder if pretrained; or train a built `model`."
+    "The U-Net learner: `FeatureLoss`, PSNR/SSIM and the loss parts, 3 parameter groups, the encoder frozen if pretrained."
     pair = check_sr_dls(dls, scale, True, 'the U-Net')
     scale = pair.scale if pair is not None else scale
     _ensure_imagenet_norm(dls)

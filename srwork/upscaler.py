@@ -122,7 +122,7 @@ class Upscaler(nn.Module):
 
     @classmethod
     def from_any(cls, obj, scale:int=None, **info) -> 'Upscaler':
-        "From an `Upscaler`, a fastai Learner or an `nn.Module` (scale from `.scale`, its config, `scale` or a probe); `info`: what is known already (constructor arguments)."
+        "From an `Upscaler`, a fastai Learner or an `nn.Module`; `info`: constructor arguments already known (from a model file, say)."
         if isinstance(obj, Upscaler): up = obj
         elif hasattr(obj, 'model') and hasattr(obj, 'dls'):
             io = model_io(obj)

@@ -108,7 +108,7 @@ def _export_alpha(scale:int, path:Path, tol:float=1e-5) -> Path:
     return path
 
 def web_tile(up:Upscaler, budget:float=1e9, largest:int=256, smallest:int=64) -> int:
-    "The LR tile the page uses: the largest (at most `largest`) whose pass with the model's context fits `budget` bytes, as `plan_tiles` budgets on a CPU; never under `smallest` (or the model's multiple), where context would cost more than the tile."
+    "The page's LR tile: the largest (up to `largest`, at least `smallest`) whose pass with the model's context fits `budget` bytes."
     per_px, fixed = up.memory()
     pad, m = _round_up(up.context()[1], up.multiple), up.multiple
     side = math.isqrt(max(int((budget / 1.5 - fixed) / per_px), 1))

@@ -156,8 +156,10 @@ def test_validation_of_the_whole_set_equals_a_single_process(data, tmp_path):
             dls = sr_dataloaders({str(data)!r}, scale=2, patch_size=32, bs=2, num_workers=0, valid_pct=pct)
             learn = edsr_learner(dls, 2, num_feat=8, num_block=1)
             with learn.no_bar(), learn.no_logging(), ddp(learn): out[pct] = [float(v) for v in learn.validate()]
-        open(sys.argv[1] + f'_rank{{rank_distrib()}}.json', 'w').write(json.dumps(out))
         teardown_distributed()
+        import os                                   # the native threads left: gloo's must be gone (else the exit can abort)
+        out['threads'] = sorted(open(f'/proc/self/task/{{t}}/comm').read().strip() for t in os.listdir('/proc/self/task'))
+        open(sys.argv[1] + f'_rank{{rank_distrib()}}.json', 'w').write(json.dumps(out))
     '''))
     one = subprocess.run([sys.executable, script, 'one'], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
@@ -165,8 +167,10 @@ def test_validation_of_the_whole_set_equals_a_single_process(data, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     import json
     ref = json.loads((tmp_path/'one_rank0.json').read_text())
+    ref.pop('threads')
     for rank in (0, 1):
         got = json.loads((tmp_path/f'two_rank{rank}.json').read_text())
+        assert not [t for t in got.pop('threads') if 'gloo' in t], got          # the process group was released at teardown
         for pct in ref: assert got[pct] == pytest.approx(ref[pct], rel=1e-5), (pct, got[pct], ref[pct])
     assert len({tuple(v) for v in ref.values()}) == 3                     # three different validation sets
 

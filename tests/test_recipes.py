@@ -188,3 +188,15 @@ def test_lr_schedules_match_the_papers_milestones():
     assert [s(i / 400_000) for i in (0, 49_999, 50_000, 299_999, 300_000)] == [1, 1, .5, .125, .0625]
     p = recipe_for('paper', 'esrgan').phases['psnr'].lr_fn()
     assert p(0) == 1 and p(0.25) == 1 and abs(p(0.125) - (0.5 + 0.5 * 1e-7 / 2e-4)) < 1e-9   # restarts every 250 k of 1 M
+
+
+def test_training_leaves_matplotlib_as_it_found_it(photos, tmp_path):
+    "A notebook's backend (here svg, anything but Agg) is still the backend after `train` drew its curves: they are drawn without pyplot."
+    import matplotlib
+    before = matplotlib.get_backend()
+    matplotlib.use('svg')
+    try:
+        train('edsr', photos, tmp_path/'m', scale=2, size='small', patch=32, bs=4, iters=2, patches_per_epoch=8, valid_pct=0.25, quiet=True)
+        assert (tmp_path/'m'/'curves.png').read_bytes()[:4] == b'\x89PNG'
+        assert matplotlib.get_backend() == 'svg'
+    finally: matplotlib.use(before)
