@@ -77,15 +77,22 @@ def run_one(name:str) -> str:
     return f"{name}: {n} picture(s), {fn.stat().st_size / 1e3:.0f} kB, {time.time() - t0:.0f} s"
 
 
+def output_problems(fn:Path) -> list:
+    "The outputs of notebook `fn` that are not one picture each (display_data of a single PNG or JPEG), naming the cell."
+    return [f"{fn.name} cell {i}: an output that is not a picture ({o.get('output_type')}: {', '.join(o.get('data', {})) or 'no data'})"
+            for i, c in enumerate(json.loads(fn.read_text())['cells']) for o in c.get('outputs', [])
+            if o.get('output_type') != 'display_data' or len(o.get('data', {})) != 1 or not set(o['data']) <= set(PICTURES)]
+
+
+def nbs_size() -> int:
+    "Bytes of all the notebooks."
+    return sum(fn.stat().st_size for fn in NBS.glob('*.ipynb'))
+
+
 def check() -> list:
     "Problems: an output that is not a picture, and nbs/ over its size limit."
-    problems, total = [], 0
-    for fn in sorted(NBS.glob('*.ipynb')):
-        total += fn.stat().st_size
-        for i, c in enumerate(json.loads(fn.read_text())['cells']):
-            for o in c.get('outputs', []):
-                if len(o.get('data', {})) != 1 or not set(o.get('data', {})) <= set(PICTURES): problems.append(f"{fn.name} cell {i}: an output that is not a picture ({o.get('output_type')})")
-    if total > LIMIT: problems.append(f"nbs/ is {total / 2**20:.1f} MB, over {LIMIT / 2**20:.0f} MB")
+    problems = [p for fn in sorted(NBS.glob('*.ipynb')) for p in output_problems(fn)]
+    if nbs_size() > LIMIT: problems.append(f"nbs/ is {nbs_size() / 2**20:.1f} MB, over {LIMIT / 2**20:.0f} MB")
     return problems
 
 

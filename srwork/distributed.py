@@ -57,7 +57,7 @@ def _accelerate():
 def setup_distributed():
     "Join the process group that torchrun / accelerate launch describe (gloo on CPU, NCCL on GPU); this process's device, or None."
     if not is_distributed(): return None
-    import torch._dynamo          # now, not in DDP's first forward pass: see below
+    import torch._dynamo          # now: imported by DDP's first forward, it holds the group (gloo's threads) past teardown
     device = _accelerate().PartialState(cpu=not torch.cuda.is_available()).device
     return torch.device('cpu') if device.type == 'cpu' else device
 

@@ -146,7 +146,7 @@ class RunDir:
 # %% ../nbs/15_rundir.ipynb #d17877d7
 @patch
 def check(self:RunDir, resume:bool=False, overwrite:bool=False, arch:str=None) -> dict:
-    "The state to resume (or {} for a new run), after refusing what would lose or mix up a run: see above."
+    "The state to resume (or {} for a new run), after refusing what would lose or mix up a run (resume with overwrite, nothing or another arch to resume, a run in OUT)."
     if resume and overwrite:
         raise SRWorkError("`resume` continues the run in OUT and `overwrite` deletes it: choose one", param='resume')
     if self.path.exists() and not self.path.is_dir(): raise SRWorkError(f"{self.path}: exists and is not a folder")

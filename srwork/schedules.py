@@ -198,7 +198,7 @@ class Budget(Callback):
 
 # %% ../nbs/14_schedules.ipynb #6285670c
 class TimeBudget(Budget):
-    "Stop training after `minutes`, the learning rate `lr_max` × `schedule`(fraction of the time spent); see above for the warm-up."
+    "Stop training after `minutes`, the learning rate `lr_max` × `schedule`(fraction of the time spent), at most ×(i+1)/`warmup_iters` on a fresh fit's step i."
     def __init__(self, minutes:float, lr_max:float, warmup:float=0.02, div_final:float=100., elapsed:float=0., schedule=None,
                  warmup_iters:int=20):
         self.budget, self.lr_max, self.warmup, self.div_final, self.warmup_iters = minutes * 60, lr_max, warmup, div_final, warmup_iters

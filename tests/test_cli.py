@@ -1,4 +1,4 @@
-"The `srwork` program as a user runs it: a subprocess, its exit code, stdout and stderr."
+"The `srwork` program as a user runs it: a subprocess, its exit code, stdout and stderr (the program's `main` in this process where only its answer is tested)."
 import os
 import subprocess
 import sys
@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 import srwork
+from cli_runner import srwork_in_process          # (the program's main here, where only its answer is tested)
 
 
 def srwork_cli(*args, env_extra=None, cwd=None):
@@ -56,21 +57,19 @@ def test_demo_on_sample_set(tmp_path):
 
 
 def test_demo_errors_are_one_line(tmp_path):
-    from cli_runner import srwork_in_process as srwork_cli          # (the program's main here: only its answer is tested)
-    r = srwork_cli('demo', '--data', tmp_path / 'nowhere', '-o', tmp_path / 'out')
+    r = srwork_in_process('demo', '--data', tmp_path / 'nowhere', '-o', tmp_path / 'out')
     assert r.returncode == 1
     assert r.stderr.strip() == f"srwork: error: {tmp_path / 'nowhere'}: no such folder"
     assert not (tmp_path / 'out').exists()
     (tmp_path / 'empty').mkdir()
-    r = srwork_cli('demo', '--data', tmp_path / 'empty', '-o', tmp_path / 'out')
+    r = srwork_in_process('demo', '--data', tmp_path / 'empty', '-o', tmp_path / 'out')
     assert r.returncode == 1 and 'no image files found' in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_demo_reports_broken_image_by_name(tmp_path):
-    from cli_runner import srwork_in_process as srwork_cli
     d = tmp_path / 'imgs'; d.mkdir()
     (d / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
-    r = srwork_cli('demo', '--data', d, '-o', tmp_path / 'out', '--image', 'broken')
+    r = srwork_in_process('demo', '--data', d, '-o', tmp_path / 'out', '--image', 'broken')
     assert r.returncode == 1 and str(d / 'broken.png') in r.stderr and 'Traceback' not in r.stderr
 
 
