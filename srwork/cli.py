@@ -92,11 +92,14 @@ COMMANDS.register('upscale', Command('srwork.inference.upscale_files',
            (['-g', '--gpu-id'], dict(dest='gpu_id', type=int, help='GPU number: the same as --device cuda:N'))),
     prepare=_upscale_kwargs, epilog=_REAL_ESRGAN, renames={'trust': 'trust_pickle'}))
 COMMANDS.register('train', Command('srwork.commands.train_and_evaluate',
-    "Train a learner (unet, edsr, srresnet, esrgan, srgan) on a folder of HR images; checkpoints, resume, exports.",
+    "Train any registered architecture (edsr, esrgan, span, swinir, hat, ...: srwork archs) on a folder of HR images; checkpoints, resume, exports.",
     {'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet']),
-     'channels_last': dict(action=argparse.BooleanOptionalAction), 'cache': dict(action=argparse.BooleanOptionalAction),
+     'channels_last': dict(action=argparse.BooleanOptionalAction), 'gan': dict(action=argparse.BooleanOptionalAction), 'cache': dict(action=argparse.BooleanOptionalAction),
      'precision': dict(choices=['fp32', 'bf16', 'fp16']), 'recipe': dict(choices=['paper', 'cpu'])},
     interrupted=_train_interrupted, config='srwork.config.TrainConfig'))
+COMMANDS.register('archs', Command('srwork.commands.archs',
+    "Which architecture should I train? Every registered architecture and size: parameters, MACs/pixel, fp16, spandrel, ONNX, published PSNR.",
+    {'names': dict(positional=True, nargs='*'), 'sizes': dict(choices=['all', 'small', 'paper']), 'quiet': dict(names=['-q', '--quiet'])}))
 COMMANDS.register('prepare', Command('srwork.data.prepare_images',
     "Decode a folder of training images once into .npy arrays the loaders memory-map (no decoding per patch); train on OUT.",
     {'data': dict(positional=True), 'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},

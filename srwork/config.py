@@ -17,7 +17,7 @@ from .crappify import crappifier_preset
 from .models import ARCHS, ArchSpec, check_scale
 from .callbacks import PRECISIONS, native_bf16
 from .schedules import SCHEDULES, Stage, lr_schedule, schedule_stages
-from . import edsr, esrgan, unet       # the built-in architectures register themselves on import
+from . import edsr, esrgan, unet, archs     # the built-in architectures register themselves on import
 
 # %% auto #0
 __all__ = ['RECIPES', 'PhasePlan', 'Recipe', 'recipe_for', 'recipe_precision', 'TrainConfig', 'field_docs', 'flag_fields',
@@ -89,6 +89,51 @@ RECIPES.register('cpu', {
                    {'train': PhasePlan(None, 2e-3, 'warmup-cosine', warmup=0.02)}, lr_patch=48),
 })
 
+# %% ../nbs/16_config.ipynb #a8c44977
+_WINDOW_MS = (250_000, 400_000, 450_000, 475_000)      # SwinIR, HAT, DAT, DRCT: 500k iterations, halved at these
+_ESRGAN_GAN = PhasePlan(400_000, 1e-4, 'multistep', (50_000, 100_000, 200_000, 300_000))   # (`gan=True`) ESRGAN's GAN phase
+_FROM_X2 = 'x3 and x4 start from the trained x2 model (`init` it) with the rate and milestones halved'
+RECIPES['paper'].update({
+    'swinir': Recipe('SwinIR (Liang et al. 2021) §4.1, KAIR options/swinir/train_swinir_sr_classical.json (batch 4x8, LR patch 48)',
+                     dict(size='classical', bs=32, betas=(0.9, 0.999)), {'train': PhasePlan(500_000, 2e-4, 'multistep', _WINDOW_MS)},
+                     lr_patch=48, scales=(2, 3, 4, 8), fine_tune=_FROM_X2),
+    'hat': Recipe('HAT (Chen et al. 2023), options/train/train_HAT_SRx2_from_scratch.yml (batch 4x8, GT 128, EMA 0.999)',
+                  dict(size='hat', bs=32, betas=(0.9, 0.99), ema=0.999), {'train': PhasePlan(500_000, 2e-4, 'multistep', _WINDOW_MS)},
+                  lr_patch=64, scales=(2, 3, 4), fine_tune=_FROM_X2),
+    'dat': Recipe('DAT (Chen et al. ICCV 2023), options/Train/train_DAT_x2.yml (batch 8x4, GT 128)',
+                  dict(size='dat', bs=32, betas=(0.9, 0.99)), {'train': PhasePlan(500_000, 2e-4, 'multistep', _WINDOW_MS)},
+                  lr_patch=64, scales=(2, 3, 4), fine_tune=_FROM_X2),
+    'drct': Recipe("DRCT (Hsu et al. 2024) as traiNNer-redux's DRCT template (HAT's schedule, batch 8x4)",
+                   dict(size='drct', bs=32, betas=(0.9, 0.99), ema=0.999), {'train': PhasePlan(500_000, 2e-4, 'multistep', _WINDOW_MS)},
+                   lr_patch=64, scales=(2, 3, 4), fine_tune=_FROM_X2),
+    'atd': Recipe("ATD (Zhang et al. CVPR 2024) as traiNNer-redux's ATD template (batch 4x8, 10k warm-up, halved at 250k of 300k)",
+                  dict(size='atd', bs=32, betas=(0.9, 0.99), ema=0.999),
+                  {'train': PhasePlan(300_000, 2e-4, 'multistep', (250_000,), warmup=10_000 / 300_000)}, lr_patch=64, scales=(2, 3, 4)),
+    'rcan': Recipe('RCAN (Zhang et al. ECCV 2018) §4.1: batch 16, LR patch 48, Adam 1e-4 halved every 2e5 iterations (1000 epochs of 1000)',
+                   dict(size='rcan', bs=16, betas=(0.9, 0.999)),
+                   {'train': PhasePlan(1_000_000, 1e-4, 'multistep', (200_000, 400_000, 600_000, 800_000))}, lr_patch=48, scales=(2, 3, 4, 8)),
+    'span': Recipe("SPAN (Wan et al. 2024): lr 5e-4 halved every 200k of 1M, batch 64 (traiNNer-redux's SPAN template, the paper's batch)",
+                   dict(size='span', bs=64, betas=(0.9, 0.99), ema=0.999),
+                   {'psnr': PhasePlan(1_000_000, 5e-4, 'multistep', (200_000, 400_000, 600_000, 800_000)), 'gan': _ESRGAN_GAN}, lr_patch=64, scales=(2, 3, 4)),
+    'plksr': Recipe('PLKSR (Lee & Kim 2024), options/train/train_PLKSR_DIV2K_X2_64_28_0.25_17.yaml (batch 64, GT 192)',
+                    dict(size='plksr', bs=64, betas=(0.9, 0.99)),
+                    {'train': PhasePlan(450_000, 2e-4, 'multistep', (100_000, 200_000, 300_000, 400_000, 425_000))}, lr_patch=96, scales=(2, 3, 4)),
+    'realplksr': Recipe("RealPLKSR (neosr) as traiNNer-redux's template: PLKSR's DIV2K schedule, batch 64, EMA 0.999",
+                        dict(size='realplksr', bs=64, betas=(0.9, 0.99), ema=0.999),
+                        {'psnr': PhasePlan(450_000, 2e-4, 'multistep', (100_000, 200_000, 300_000, 400_000, 425_000)), 'gan': _ESRGAN_GAN}, lr_patch=96, scales=(2, 3, 4)),
+    'compact': Recipe("Real-ESRGAN Compact as traiNNer-redux's Compact template (batch 64 recommended, LR patch 96; no paper recipe for bicubic SR)",
+                      dict(size='compact', bs=64, betas=(0.9, 0.99), ema=0.999),
+                      {'psnr': PhasePlan(450_000, 2e-4, 'multistep', (100_000, 200_000, 300_000, 400_000, 425_000)), 'gan': _ESRGAN_GAN}, lr_patch=96, scales=(2, 3, 4)),
+    'omnisr': Recipe('Omni-SR (Wang et al. CVPR 2023), train_yamls/train_OmniSR_X2_DIV2K.yaml: batch 64, LR patch 64, lr 5e-4 halved at epochs '
+                     '250/500/750 of 1000 (800 iterations each); AdamW with weight decay 1e-4 there, Adam without here',
+                     dict(size='omnisr', bs=64, betas=(0.9, 0.999)),
+                     {'train': PhasePlan(800_000, 5e-4, 'multistep', (200_000, 400_000, 600_000))}, lr_patch=64, scales=(2, 3, 4)),
+    'safmn': Recipe('SAFMN (Sun et al. ICCV 2023), options/train/SAFMN/train_DF2K_X2.yml: batch 64, cosine 1e-3 -> 1e-5 over 500k, EMA 0.999; '
+                    'its FFT loss term (weight 0.05) is not included',
+                    dict(size='safmn', bs=64, betas=(0.9, 0.99), ema=0.999),
+                    {'train': PhasePlan(500_000, 1e-3, 'cosine-restarts', restarts=1, eta_min=1e-5)}, lr_patch=64, scales=(2, 3, 4)),
+})
+
 # %% ../nbs/16_config.ipynb #7a6b39eb
 def recipe_for(name:str, arch:str) -> Recipe:
     "The recipe `name` of architecture `arch` (aliases resolved), with an error that lists what exists."
@@ -134,6 +179,7 @@ class TrainConfig:
     workers:int=None # loader processes (default: the recipe's, else 0 below 64 images, else up to 8)
     cache:bool|None=None # keep the decoded images in memory as uint8 (default: the recipe's)
     ema:float=None # keep an exponential moving average of the weights with this decay (BasicSR's 0.999): validated, checkpointed and exported (default: the recipe's; the GAN phase always keeps one, 0.999)
+    gan:bool|None=None # train the GAN phase after the PSNR phase (default: the architecture's: on for esrgan and srgan; span, compact, realplksr, swiftsrgan, mosr, realcugan have one when asked)
     model:str=field(default=None, metadata={'flag': False}) # the architecture built, when a recipe trains another (cpu: ychannel)
     betas:tuple=field(default=None, metadata={'flag': False}) # Adam's betas (default: the learner's own)
     plans:dict=field(default=None, metadata={'flag': False}) # phase -> PhasePlan: length, peak rate and schedule of each phase
@@ -205,6 +251,8 @@ def check(self:TrainConfig):
         raise SRWorkError(f"`minutes` and `iters` train one budgeted cycle: use them with `schedule='one-cycle'`, not {self.schedule}", param='schedule')
     crappifier_preset(self.preset, self.scale)
     if spec.scale_arg is not None: check_scale(spec.name, self.scale)
+    if self.gan and 'gan' not in spec.phases:
+        raise SRWorkError(f"{spec.name} has no GAN phase (these do: {', '.join(n for n, s in ARCHS.items() if 'gan' in s.phases)})", param='gan')
     if self.patch % self.scale: raise SRWorkError(f"`patch` {self.patch} is not a multiple of `scale` {self.scale}", param='patch')
 
 # %% ../nbs/16_config.ipynb #089d4061
@@ -214,7 +262,11 @@ def spec(self:TrainConfig) -> ArchSpec:
     return ARCHS[self.model or self.arch]
 
 @patch(as_prop=True)
-def phases(self:TrainConfig) -> tuple: return tuple(self.spec.phases)
+def phases(self:TrainConfig) -> tuple:
+    "The phases this run trains: the architecture's default ones, or with `gan` given, all of them (True) or all but the GAN phase (False)."
+    spec = self.spec
+    if self.gan is None: return tuple(spec.default_phases or spec.phases)
+    return tuple(p for p in spec.phases if self.gan or p != 'gan')
 
 # %% ../nbs/16_config.ipynb #11ddfd98
 @patch

@@ -19,8 +19,8 @@ from .models import register_arch, create_model, scaled_kaiming_, count_blocks
 from .modelfiles import init_from, load_pretrained
 
 # %% auto #0
-__all__ = ['ResidualBlockNoBN', 'Upsample', 'EDSR', 'edsr_official_to_basicsr', 'edsr_config', 'edsr', 'MSRResNet',
-           'msrresnet_config', 'edsr_learner', 'srresnet_learner', 'YL1Loss', 'YChannel']
+__all__ = ['ResidualBlockNoBN', 'Upsample', 'EDSR', 'edsr_official_to_basicsr', 'edsr_config', 'edsr_to_rcan', 'rcan_to_edsr',
+           'edsr', 'MSRResNet', 'msrresnet_config', 'edsr_learner', 'srresnet_learner', 'YL1Loss', 'YChannel']
 
 # %% ../nbs/11_edsr.ipynb #6c7b80d9
 class ResidualBlockNoBN(nn.Module):
@@ -76,6 +76,7 @@ def edsr_official_to_basicsr(sd:dict) -> dict:
     "Rename official EDSR-PyTorch keys to BasicSR's and drop its mean-shift layers; other state dicts come back unchanged."
     import re
     if not (any(k.startswith('head.0.') for k in sd) and any(k.startswith('tail.') for k in sd)): return sd
+    if any(re.match(r'body\.\d+\.body\.\d+\.body\.', k) for k in sd): return sd     # an RCAN (residual groups of blocks), not an EDSR
     n_body = max(int(m.group(1)) for k in sd if (m := re.match(r'body\.(\d+)\.', k)))   # the last 'body.N' is conv_after_body
     out = {}
     for k, v in sd.items():
@@ -99,12 +100,65 @@ def edsr_config(sd:dict) -> dict|None:
     return dict(num_in_ch=cin, num_out_ch=sd['conv_last.weight'].shape[0], num_feat=nf, num_block=count_blocks(sd),
                 scale=scale, res_scale=0.1 if nf == 256 else 1.)
 
+# %% ../nbs/11_edsr.ipynb #5560da12
+def _corner(w:torch.Tensor, b:torch.Tensor, cout:int, cin:int) -> tuple:
+    "(weight, bias) of a `cin` -> `cout` convolution that is `(w, b)` on the first channels and zero elsewhere."
+    W = w.new_zeros(cout, cin, *w.shape[2:]); W[:w.shape[0], :w.shape[1]] = w
+    B = b.new_zeros(cout); B[:b.shape[0]] = b
+    return W, B
+
+def edsr_to_rcan(sd:dict, cfg:dict) -> dict|None:
+    "EDSR state dict `sd` (config `cfg`) as the RCAN that computes the same function, in spandrel's RCAN names; None if no RCAN can (not RGB, a bicubic skip)."
+    if cfg.get('num_in_ch', 3) != 3 or cfg.get('num_out_ch', 3) != 3 or cfg.get('upsample_skip') or len(cfg.get('rgb_mean', [0] * 3)) != 3: return None
+    n, k, rs = cfg['num_feat'], 255. / cfg.get('img_range', 255.), cfg.get('res_scale', 1.)
+    ref, out = sd['conv_first.weight'], {}
+    def put(name, w, b): out[f'{name}.weight'], out[f'{name}.bias'] = w, b
+    eye3, mean = torch.eye(3, dtype=ref.dtype).view(3, 3, 1, 1), torch.tensor(cfg['rgb_mean'], dtype=ref.dtype) * 255
+    put('sub_mean', eye3, -mean); put('add_mean', eye3.clone(), mean)
+    put('head.0', torch.cat([ref, ref]), torch.cat([sd['conv_first.bias']] * 2) * k)      # the features twice: the copy carries the group's skip
+    for j in range(cfg['num_block']):
+        g = f'body.0.body.{j}.body'
+        put(f'{g}.0', *_corner(sd[f'body.{j}.conv1.weight'], sd[f'body.{j}.conv1.bias'] * k, 2 * n, 2 * n))
+        put(f'{g}.2', *_corner(sd[f'body.{j}.conv2.weight'] * rs, sd[f'body.{j}.conv2.bias'] * (k * rs), 2 * n, 2 * n))
+        put(f'{g}.3.conv_du.0', ref.new_zeros(1, 2 * n, 1, 1), ref.new_zeros(1))                 # channel attention: sigmoid(100) = 1
+        put(f'{g}.3.conv_du.2', ref.new_zeros(2 * n, 1, 1, 1), ref.new_full((2 * n,), 100.))
+    eye = torch.eye(n, dtype=ref.dtype)
+    group = ref.new_zeros(2 * n, 2 * n, 3, 3); group[:n, :n, 1, 1], group[:n, n:, 1, 1] = eye, -eye    # h - h0: the group's skip adds h0
+    put(f"body.0.body.{cfg['num_block']}", group, ref.new_zeros(2 * n))
+    put('body.1', *_corner(sd['conv_after_body.weight'], sd['conv_after_body.bias'] * k, 2 * n, 2 * n))
+    for key in sd:
+        if m := re.fullmatch(r'upsample\.(\d+)\.weight', key):
+            w = sd[key]
+            put(f'tail.0.{m[1]}', *_corner(w, sd[f'upsample.{m[1]}.bias'] * k, w.shape[0] * 2, 2 * n))   # shuffled channels: first half EDSR's
+    put('tail.1', *_corner(sd['conv_last.weight'], sd['conv_last.bias'] * k, 3, 2 * n))
+    return out
+
+# %% ../nbs/11_edsr.ipynb #e2041cf1
+def rcan_to_edsr(sd:dict, cfg:dict) -> dict:
+    "The EDSR state dict (config `cfg`) inside an RCAN state dict that `edsr_to_rcan` wrote."
+    n, k, rs = cfg['num_feat'], 255. / cfg.get('img_range', 255.), cfg.get('res_scale', 1.)
+    out = {}
+    def take(name, key, rows, cols, res=1.):     # the first rows/columns; weights over `res`, biases over k·res
+        out[f'{name}.weight'] = (sd[f'{key}.weight'][:rows, :cols] / res).contiguous()
+        out[f'{name}.bias'] = (sd[f'{key}.bias'][:rows] / (k * res)).contiguous()
+    take('conv_first', 'head.0', n, 3)
+    for j in range(cfg['num_block']):
+        take(f'body.{j}.conv1', f'body.0.body.{j}.body.0', n, n)
+        take(f'body.{j}.conv2', f'body.0.body.{j}.body.2', n, n, rs)
+    take('conv_after_body', 'body.1', n, n)
+    for key in sd:
+        if m := re.fullmatch(r'tail\.0\.(\d+)\.weight', key): take(f'upsample.{m[1]}', f'tail.0.{m[1]}', sd[key].shape[0] // 2, n)
+    take('conv_last', 'tail.1', 3, n)
+    return out
+
 # %% ../nbs/11_edsr.ipynb #d85fd2ca
 register_arch('edsr', EDSR, aliases=('EDSR',), default_size='baseline', scales=(2, 3, 4, 8), lr=1e-3, patch=96,
               sizes={'baseline': dict(num_feat=64, num_block=16, res_scale=1.),
                      'full': dict(num_feat=256, num_block=32, res_scale=0.1),
                      'small': dict(num_feat=32, num_block=4, res_scale=1.)},
               convert_keys=edsr_official_to_basicsr, infer_config=edsr_config,
+              spandrel_id='RCAN', to_spandrel=edsr_to_rcan, from_spandrel=rcan_to_edsr,
+              spandrel_note="saved as the RCAN that computes it (features doubled to carry a skip, attention fixed at 1): 4x EDSR's cost in chaiNNer/ComfyUI; srwork reads it back at its own size",
               description='EDSR (Lim et al. 2017): residual blocks without BN, global skip, pixel shuffle');
 
 # %% ../nbs/11_edsr.ipynb #bb4cc438
@@ -151,6 +205,7 @@ def msrresnet_config(sd:dict) -> dict|None:
 # %% ../nbs/11_edsr.ipynb #15225b03
 register_arch('srresnet', MSRResNet, aliases=('MSRResNet',), default_size='full', scales=(2, 3, 4), lr=1e-3, patch=96,
               sizes={'full': dict(num_feat=64, num_block=16), 'small': dict(num_feat=32, num_block=4)}, infer_config=msrresnet_config,
+              spandrel_note="spandrel has no MSRResNet, and none of its architectures computes HR convolutions after pixel shuffle plus a bilinear skip: share it as .safetensors for srwork or as ONNX",
               description="BasicSR's modified SRResNet (no BN, LeakyReLU, bilinear skip)");
 
 # %% ../nbs/11_edsr.ipynb #71639d77
@@ -196,4 +251,5 @@ def _ychannel_phase(dls, model, scale, phase, pretrained, **kw): return sr_learn
 
 register_arch('ychannel', YChannel, aliases=('YChannel',), default_size='full', scales=(2, 3, 4), lr=2e-3, patch=96,
               sizes={'full': dict(model=None), 'deep': dict(num_block=12)}, learner=_ychannel_phase,
+              spandrel_note="a luma model with bicubic chroma: no spandrel architecture converts colour spaces; share it as .safetensors for srwork or as ONNX",
               description='a one-channel model (default: EDSR 8x32 with a bicubic skip; deep: 12x32, the cpu recipe) run on luma, chroma bicubic');

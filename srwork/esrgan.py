@@ -125,8 +125,8 @@ def _esrgan_phase(dls, model, scale, phase, pretrained, **kw):
     return esrgan_learner(dls, scale, phase, model=model, pretrained=pretrained, **kw)
 
 register_arch('esrgan', RRDBNet, aliases=('RRDBNet',), default_size='full', scales=(1, 2, 4), lr=2e-4, patch=128, phases=('psnr', 'gan'),
-              sizes={'full': dict(num_feat=64, num_block=23, num_grow_ch=32), 'small': dict(num_feat=32, num_block=3, num_grow_ch=16)},
-              convert_keys=esrgan_official_to_basicsr, infer_config=rrdbnet_config, learner=_esrgan_phase,
+              sizes={'full': dict(num_feat=64, num_block=23, num_grow_ch=32), 'small': dict(num_feat=32, num_block=3, num_grow_ch=32)},
+              convert_keys=esrgan_official_to_basicsr, infer_config=rrdbnet_config, learner=_esrgan_phase, spandrel_id='ESRGAN',
               description='ESRGAN generator (RRDBNet), PSNR phase then GAN phase');
 
 # %% ../nbs/12_esrgan.ipynb #806981cf
@@ -233,7 +233,8 @@ def _srgan_phase(dls, model, scale, phase, pretrained, **kw):
 
 register_arch('srgan', SRGANGenerator, aliases=('SRGANGenerator',), default_size='full', scales=(2, 4, 8), lr=1e-4, patch=96,
               phases=('psnr', 'gan'), sizes={'full': dict(num_feat=64, num_block=16), 'small': dict(num_feat=32, num_block=4)},
-              infer_config=srgan_config, learner=_srgan_phase, description='SRGAN generator (SRResNet with BN), MSE phase then GAN phase');
+              infer_config=srgan_config, learner=_srgan_phase,
+              spandrel_note="spandrel has no SRGAN generator (its SwiftSRGAN is depthwise-separable) and none of its architectures has PReLU after pixel shuffle: share it as .safetensors for srwork or as ONNX", description='SRGAN generator (SRResNet with BN), MSE phase then GAN phase');
 
 # %% ../nbs/12_esrgan.ipynb #f6cf12dc
 class SRGANDiscriminator(nn.Module):

@@ -18,6 +18,7 @@ from .core import SRWorkError, check_number, clean_stale_temps, temp_sibling, Im
 from .crappify import imresize
 from .data import image_files
 from .models import ARCHS
+from .archs import fold_reparameterised, traceable_spandrel
 from .upscaler import Upscaler, pad_to_multiple, receptive_field, effective_pad, _round_up
 from .modelfiles import load_model, load_weights, save_model, WEIGHT_SUFFIXES
 from . import edsr, esrgan, unet       # the built-in architectures register themselves on import
@@ -375,7 +376,7 @@ def _plain_copy(model:nn.Module) -> nn.Module:
     for mod in model.modules():      # weight-normed weights are computed tensors, which deepcopy refuses: detach them
         w = vars(mod).get('weight')
         if isinstance(w, torch.Tensor) and (hasattr(mod, 'weight_g') or hasattr(mod, 'weight_orig')): mod.weight = w.detach()
-    model = copy.deepcopy(model).eval()
+    model = fold_reparameterised(copy.deepcopy(model).eval())     # (SPAN: its per-call folding is not traceable)
     for mod in list(model.modules()):
         for name, child in list(mod.named_children()):
             if isinstance(child, ToTensorBase): setattr(mod, name, nn.Identity())
@@ -385,12 +386,31 @@ def _plain_copy(model:nn.Module) -> nn.Module:
             for name in list(mod.parametrizations): parametrize.remove_parametrizations(mod, name)
     return model
 
+# %% ../nbs/18_inference.ipynb #0751a22e
+def _first_line(e:Exception) -> str: return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:300]
+
+def _refuse_known(up:Upscaler, dynamic:bool, path):
+    "Refuse a dynamic-shape export of an architecture registered as not exportable with free shapes, with its reason."
+    arch = (getattr(up.model, 'config', None) or {}).get('arch')
+    note = ARCHS[arch].export_note if arch in ARCHS else ''
+    if dynamic and note: raise SRWorkError(f"{path}: no dynamic-shape ONNX graph of {arch}: {note}")
+
+def _check_dynamic(prog, up:Upscaler, path):
+    "Refuse an exported graph whose batch, height or width the exporter fixed (the model's code specialised them while tracing)."
+    i = [d if isinstance(d, int) else str(d) for d in prog.model.graph.inputs[0].shape]
+    o = [d if isinstance(d, int) else str(d) for d in prog.model.graph.outputs[0].shape]
+    if any(isinstance(d, int) for d in (i[0], i[2], i[3])):
+        raise SRWorkError(f"{path}: the exporter could not keep the batch, height and width of this "
+                          f"{(getattr(up.model, 'config', None) or {}).get('arch', type(up.model).__name__)} free (input {i}, output {o}): "
+                          "its code fixes them while tracing; `dynamic=False` exports one fixed input size")
+
 # %% ../nbs/18_inference.ipynb #9715f6b2
 def export_onnx(model, path, dynamic:bool=True, opset:int=18, check:bool=True, scale:int=None, tol:float=1e-4) -> Path:
     "Export `model` with PyTorch's dynamo exporter (input 'lr', output 'sr', [0, 1]; dynamic batch, height and width); with `check`, compare with PyTorch on two sizes."
     import contextlib, io
     _onnx_module('onnx'); _onnx_module('onnxscript')
     up = as_model(model, scale).to('cpu').eval()
+    _refuse_known(up, dynamic, path)
     m = up.multiple
     traced = up.with_model(_plain_copy(up.model))
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -398,7 +418,7 @@ def export_onnx(model, path, dynamic:bool=True, opset:int=18, check:bool=True, s
     Dim = torch.export.Dim
     shapes = {'x': {0: Dim('batch', min=1, max=1024), 2: m * Dim('height', min=2, max=65536 // m),
                     3: m * Dim('width', min=2, max=65536 // m)}} if dynamic else None
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):     # (the exporter prints its progress)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), traceable_spandrel():     # (the exporter prints its progress)
         warnings.simplefilter('ignore')
         try:
             prog = torch.onnx.export(traced, (x,), input_names=['lr'], output_names=['sr'], opset_version=opset, dynamo=True,
@@ -406,11 +426,14 @@ def export_onnx(model, path, dynamic:bool=True, opset:int=18, check:bool=True, s
         except Exception as e:
             summary = str(e).split('## Exception summary')[-1].strip().splitlines()[:2]
             raise SRWorkError(f"{path}: the dynamo exporter can't export this {type(up.model).__name__}: {' '.join(summary)}") from None
+    if dynamic: _check_dynamic(prog, up, path)
     prog.model.metadata_props.update(scale=str(up.scale), input_multiple=str(m), producer='srwork')
     with temp_sibling(path) as tmp: prog.save(str(tmp))
     if check:
         for size in ([(_round_up(37, m), _round_up(53, m)), (_round_up(24, m), _round_up(31, m))] if dynamic else [tuple(x.shape[-2:])]):
-            diff = onnx_max_diff(path, up, size)
+            try: diff = onnx_max_diff(path, up, size, batch=1 if dynamic else x.shape[0])
+            except SRWorkError: raise
+            except Exception as e: raise SRWorkError(f"{path}: the ONNX graph does not run at {size} in onnxruntime ({_first_line(e)})") from None
             if diff > tol: raise SRWorkError(f"{path}: ONNX output differs from PyTorch by {diff:.2e} at {size} (> {tol})")
     return path
 
@@ -422,10 +445,10 @@ def onnx_session(path, threads:int=None):
     if threads: opts.intra_op_num_threads = int(threads)
     return ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
 
-def onnx_max_diff(path, up:Upscaler, size=(37, 53), sess=None) -> float:
-    "Largest absolute difference between onnxruntime and PyTorch outputs on a random input of `size`."
+def onnx_max_diff(path, up:Upscaler, size=(37, 53), sess=None, batch:int=1) -> float:
+    "Largest absolute difference between onnxruntime and PyTorch outputs on a random input of `size` (`batch` images)."
     sess = sess or onnx_session(path)
-    x = torch.rand(1, 3, *size)
+    x = torch.rand(batch, 3, *size)
     with torch.no_grad(): ref = up.to('cpu')(x).numpy()
     got = sess.run(None, {'lr': x.numpy()})[0]
     if got.shape != ref.shape: raise SRWorkError(f"{path}: ONNX output shape {got.shape} != PyTorch {ref.shape}")

@@ -19,8 +19,8 @@ from .models import ARCHS, build_model, convert_keys
 from .upscaler import Upscaler
 
 # %% auto #0
-__all__ = ['WEIGHT_SUFFIXES', 'read_state_dict', 'load_pretrained', 'init_from', 'save_model', 'model_from_config', 'load_model',
-           'load_weights', 'lean_pickle', 'export_generator']
+__all__ = ['WEIGHT_SUFFIXES', 'read_state_dict', 'load_pretrained', 'init_from', 'init_mismatches', 'save_model',
+           'model_from_config', 'load_model', 'load_weights', 'lean_pickle', 'export_generator']
 
 # %% ../nbs/10_modelfiles.ipynb #5372b491
 def _torch_load_weights(p:Path):
@@ -34,15 +34,36 @@ def _torch_load_weights(p:Path):
     except Exception as e:
         raise SRWorkError(f"{p}: not a readable PyTorch weight file ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
 
+# %% ../nbs/10_modelfiles.ipynb #c1bbf91a
+def _read_safetensors(p:Path) -> tuple[dict, str|None]:
+    "The tensors of safetensors file `p` and its srwork description (JSON text; None in a file `save_model` did not write)."
+    from safetensors import safe_open
+    try:
+        with safe_open(str(p), framework='pt') as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, (f.metadata() or {}).get('srwork')
+    except Exception as e: raise SRWorkError(f"{p}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+
+# %% ../nbs/10_modelfiles.ipynb #5fceff65
+def _own_names(p:Path, tensors:dict, meta) -> dict:
+    "`tensors` of `save_model` file `p` (description `meta`) in its architecture's own names: a file in spandrel's layout converted back."
+    layout = meta.get('layout') if isinstance(meta, dict) else None
+    if not layout: return tensors
+    cfg = meta.get('model') if isinstance(meta.get('model'), dict) else {}
+    spec = ARCHS[cfg['arch']] if cfg.get('arch') in ARCHS else None
+    if spec is None or spec.from_spandrel is None or spec.spandrel_id != layout:
+        raise SRWorkError(f"{p}: written in {layout}'s layout, which srwork can't convert back to a {cfg.get('arch')} model")
+    try: return spec.from_spandrel(tensors, cfg)
+    except Exception as e: raise SRWorkError(f"{p}: its {layout}-layout tensors are not a {cfg['arch']} model's ({type(e).__name__}: {e})") from None
+
 # %% ../nbs/10_modelfiles.ipynb #5659eade
 def read_state_dict(path, key:str=None, convert:bool=True) -> dict:
     "The state dict in a weight file (no code runs), unwrapped (`params_ema`, `params`, `state_dict` or `key`; `module.`) and, with `convert`, renamed."
     p = Path(path)
     if not p.is_file(): raise SRWorkError(f"{p}: weight file not found")
     if p.suffix.lower() == '.safetensors':            # (srwork's save_model, or published safetensors weights)
-        from safetensors.torch import load_file
-        try: obj = load_file(str(p))
-        except Exception as e: raise SRWorkError(f"{p}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+        obj, raw = _read_safetensors(p)
+        try: obj = _own_names(p, obj, json.loads(raw or 'null'))       # (a srwork file in spandrel's layout: its own names back)
+        except (ValueError, RecursionError): pass                       # (an unreadable description: load_model says so)
     else: obj = _torch_load_weights(p)
     if isinstance(obj, dict):
         for k in ([key] if key else ['params_ema', 'params', 'state_dict', 'model']):
@@ -74,21 +95,37 @@ def init_from(model:nn.Module, source) -> list[str]:
     model.load_state_dict({**own, **{k: sd[k] for k in copied}})
     return copied
 
+def init_mismatches(model:nn.Module, source) -> list[str]:
+    "The tensors `init_from` leaves new: 'name (file shape -> model shape)' where shapes differ, 'name (not in the file)' where it lacks them."
+    sd = source if isinstance(source, dict) else read_state_dict(source) if isinstance(source, (str, Path)) else source.state_dict()
+    return [f"{k} ({tuple(sd[k].shape)} -> {tuple(v.shape)})" if k in sd else f"{k} (not in the file)"
+            for k, v in model.state_dict().items() if k not in sd or sd[k].shape != v.shape]
+
+# %% ../nbs/10_modelfiles.ipynb #b0cafaaa
+def _in_layout(tensors:dict, cfg:dict, layout:str) -> tuple[dict, str|None]:
+    "(`tensors` in `layout`, the layout's name for the file's description): 'spandrel' converts where the architecture registers `to_spandrel`."
+    if layout not in ('spandrel', 'srwork'): raise SRWorkError(f"layout {layout!r}: use 'spandrel' or 'srwork'", param='layout')
+    spec = ARCHS[cfg['arch']] if cfg.get('arch') in ARCHS else None
+    if layout == 'srwork' or spec is None or spec.to_spandrel is None: return tensors, None
+    converted = spec.to_spandrel(tensors, cfg)
+    return (tensors, None) if converted is None else ({k: v.contiguous() for k, v in converted.items()}, spec.spandrel_id)
+
 # %% ../nbs/10_modelfiles.ipynb #0bf6f08d
-def save_model(model, path, scale:int=None) -> Path:
-    "Write `model` (Learner, nn.Module or Upscaler) as a pickle-free `.safetensors` file with its config; atomic."
+def save_model(model, path, scale:int=None, layout:str='spandrel') -> Path:
+    "Write `model` (Learner, nn.Module or Upscaler) as a pickle-free `.safetensors` file with its config that spandrel opens too (`layout='srwork'`: srwork's own names); atomic."
     from safetensors.torch import save
     from srwork import __version__
     up = Upscaler.from_any(model, scale)
     cfg = getattr(up.model, 'config', None)
     if not cfg: raise SRWorkError(f"{type(up.model).__name__} has no `config` (it is not a registered architecture), "
                                   "so it can't be rebuilt without pickle; register it with register_arch or use learn.export()")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in up.model.state_dict().items()}
+    tensors, in_layout = _in_layout(tensors, cfg, layout)
     rf, pad = up.context()                # measured now (seconds) so that no user of the file probes again
     meta = dict(srwork_version=__version__, model=cfg, scale=up.scale, upsample_input=up.upsample_input,
-                norm_stats=[[m.tolist(), s.tolist()] for m, s in up.norm_stats], receptive_field=rf, tile_pad=pad)
+                norm_stats=[[m.tolist(), s.tolist()] for m, s in up.norm_stats], receptive_field=rf, tile_pad=pad, layout=in_layout)
     try: header = json.dumps(meta)
     except TypeError as e: raise SRWorkError(f"{cfg.get('arch')}: its config can't be stored in a model file ({e})") from None
-    tensors = {k: v.detach().cpu().contiguous() for k, v in up.model.state_dict().items()}
     return atomic_write_bytes(path, save(tensors, metadata={'srwork': header}))
 
 # %% ../nbs/10_modelfiles.ipynb #373b2178
@@ -104,6 +141,7 @@ def _check_meta(p:Path, meta) -> dict:
     for k in ('receptive_field', 'tile_pad'):
         v = meta.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0): raise bad(f"{k} {v!r} is not a whole number >= 0")
+    if not isinstance(meta.get('layout') or '', str): raise bad(f"'layout' {meta['layout']!r} is not the name of a layout")
     stats = meta.get('norm_stats', [])
     try:
         stats = [(torch.tensor(m, dtype=torch.float32), torch.tensor(s, dtype=torch.float32)) for m, s in stats]
@@ -125,13 +163,17 @@ def _shape_problems(model:nn.Module, tensors:dict) -> list[str]:
 # %% ../nbs/10_modelfiles.ipynb #e7ecc98a
 def model_from_config(cfg:dict, tensors:dict, source='model') -> nn.Module:
     "Build registered `cfg` and load `tensors` into it; a config that can't be built or does not fit the tensors is a one-line error naming `source`."
+    on_meta = True
     try:
-        with torch.device('meta'): probe = build_model(cfg)
+        try:
+            with torch.device('meta'): probe = build_model(cfg)
+        except SRWorkError: raise
+        except Exception: probe, on_meta = build_model(cfg), False    # a constructor that can't run on meta (a drop-path schedule's .item())
     except SRWorkError as e: raise SRWorkError(f"{source}: {e}") from None
     except Exception as e: raise SRWorkError(f"{source}: the {cfg.get('arch')} config can't be built ({type(e).__name__}: {e})") from None
     problems = _shape_problems(probe, tensors)
     if problems: raise SRWorkError(f"{source}: tensors do not fit the described {cfg.get('arch')} model: {'; '.join(problems)}")
-    model = build_model(cfg)                  # same size as the file's tensors now that the shapes agree
+    model = build_model(cfg) if on_meta else probe     # same size as the file's tensors now that the shapes agree
     model.load_state_dict(tensors, strict=True)
     return model
 
@@ -148,17 +190,13 @@ def _load_pickle(p:Path, trust:bool) -> Upscaler:
 # %% ../nbs/10_modelfiles.ipynb #0d39f7c1
 def _load_safetensors(p:Path) -> Upscaler:
     "An `Upscaler` from a `save_model` file: the model rebuilt from its description, its measured context kept (no probe)."
-    from safetensors import safe_open
-    try:
-        with safe_open(str(p), framework='pt') as f:
-            raw = (f.metadata() or {}).get('srwork', 'null')
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e: raise SRWorkError(f"{p}: not a readable safetensors file ({type(e).__name__}: {e})") from None
-    try: meta = json.loads(raw)
+    tensors, raw = _read_safetensors(p)
+    try: meta = json.loads(raw or 'null')
     except ValueError as e: raise SRWorkError(f"{p}: the srwork description is not valid JSON ({e})") from None
-    meta = _check_meta(p, meta)
-    return Upscaler.from_any(model_from_config(meta['model'], tensors, p), meta['scale'], upsample_input=meta['upsample_input'],
-                             norm_stats=meta['norm_stats'], receptive_field=meta['receptive_field'], tile_pad=meta['tile_pad'])
+    checked = _check_meta(p, meta)
+    tensors = _own_names(p, tensors, meta)
+    return Upscaler.from_any(model_from_config(checked['model'], tensors, p), checked['scale'], upsample_input=checked['upsample_input'],
+                             norm_stats=checked['norm_stats'], receptive_field=checked['receptive_field'], tile_pad=checked['tile_pad'])
 
 # %% ../nbs/10_modelfiles.ipynb #365ae3b3
 WEIGHT_SUFFIXES = ('.pth', '.pt', '.ckpt')

@@ -38,12 +38,18 @@ class ArchSpec:
     patch: int = 96                  # default HR training patch
     bs: int = 16                     # default batch size
     phases: tuple = ('train',)       # training phases in order, e.g. ('psnr', 'gan')
+    default_phases: tuple|None = None  # the phases a run trains unless told otherwise (`TrainConfig.gan`); None: all of `phases`
     learner: Callable|None = None    # f(dls, model, scale, phase, pretrained, **kwargs) -> Learner; default `sr_learner`
     convert_keys: Callable|None = None   # f(state_dict) -> state_dict in this architecture's names, or unchanged
     infer_config: Callable|None = None   # f(state_dict) -> constructor arguments that fit its tensors, or None if not its
     scale_arg: str|None = 'scale'    # the constructor's scale parameter (None: the model has no scale of its own)
     init_only: tuple = ()            # constructor arguments that only set initial weights: not recorded in `.config`
     description: str = ''
+    spandrel_id: str|None = None     # the spandrel architecture that opens this one's saved files (chaiNNer, ComfyUI); None: none can
+    spandrel_note: str = ''          # one line: how its files reach spandrel (another layout and what it costs), or why they can't
+    to_spandrel: Callable|None = None    # f(state_dict, config) -> the same function in `spandrel_id`'s layout, for `save_model`
+    from_spandrel: Callable|None = None  # f(state_dict, config) -> back in this architecture's own names, for `load_model`
+    export_note: str = ''            # one line: why ONNX export (and so the browser page) can't take it; '' where it can
 
 # %% ../nbs/08_models.ipynb #8a4d34e4
 def _default_learner(dls, model, scale, phase, pretrained, **kwargs) -> Learner: return sr_learner(dls, model, scale, **kwargs)

@@ -20,7 +20,7 @@ from .data import sr_dataloaders, image_files, read_pixels
 from .distributed import ddp, setup_distributed, is_main_process
 from .callbacks import GeneratorEMA, speed_callbacks, _device_type
 from .models import create_model, make_learner
-from .modelfiles import init_from, save_model, export_generator
+from .modelfiles import init_from, init_mismatches, save_model, export_generator
 from .esrgan import plot_gan
 from .schedules import TimeBudget, IterBudget, lazy_epoch_bar, fit_progressive, progressive_state, epochs_for
 from .rundir import RunDir, EpochCheckpoint, HistoryCSV, CurvesPlot, save_checkpoint, resume_checkpoint, save_figure
@@ -69,8 +69,10 @@ def train_model(cfg:TrainConfig, quiet:bool=False) -> nn.Module:
     kw = {'pretrained': cfg.pretrained} if 'pretrained' in inspect.signature(spec.build).parameters else {}
     model = create_model(spec.name, cfg.size, cfg.scale, **kw)
     if cfg.init is not None:
-        copied = init_from(model, cfg.init)
-        if not quiet: print(f"started from {cfg.init}: {len(copied)} of {len(model.state_dict())} tensors (the others, e.g. another scale's upsampler, are new)")
+        copied, new = init_from(model, cfg.init), init_mismatches(model, cfg.init)
+        if not quiet:
+            print(f"started from {cfg.init}: {len(copied)} of {len(model.state_dict())} tensors"
+                  + (f"; new (e.g. another scale's upsampler): {', '.join(new[:6])}{' ...' if len(new) > 6 else ''}" if new else ' (all: a strict fit)'))
     return model
 
 # %% ../nbs/17_training.ipynb #8db8fe71

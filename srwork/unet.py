@@ -106,5 +106,6 @@ def _unet_phase(dls, model, scale, phase, pretrained, **kw):
 
 sr_unet = register_arch('unet', sr_unet, aliases=('SRUnet',), default_size='full', scales=None, upsample_input=True, normalize=True,
                         lr=1e-3, patch=128, scale_arg=None, init_only=('pretrained',), learner=_unet_phase,
+                        spandrel_note="spandrel has no ResNet U-Net (fastai's DynamicUnet): share it as .safetensors for srwork or as ONNX",
                         sizes={'full': dict(encoder='resnet34'), 'small': dict(encoder='resnet18')},
                         description='ResNet U-Net with ICNR pixel shuffle, self-attention, feature loss (course-v3, DeOldify)')

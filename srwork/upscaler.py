@@ -4,13 +4,12 @@
 
 # %% ../nbs/09_upscaler.ipynb #797b9ad5
 from __future__ import annotations
-import math, warnings, weakref
+import copy, math, warnings, weakref
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from torch.func import functional_call
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -155,27 +154,38 @@ def _probe_strip(h:int, w:int) -> torch.Tensor:
 # %% ../nbs/09_upscaler.ipynb #60e8f95a
 def _round_up(v:int, m:int) -> int: return -(-int(v) // m) * m
 
+# %% ../nbs/09_upscaler.ipynb #b03baa89
+def _column_reach(up, h:int, w:int) -> int:
+    "How many LR columns (and rows, on the transposed strip) the output of `up` moves by when the first input column changes."
+    dev, dt, s, reach = up.device, next(up.model.parameters()).dtype, up.scale, 0
+    for x in (_probe_strip(h, w), _probe_strip(w, h).transpose(-1, -2).contiguous()):   # along x, then along y
+        x = (x if x.shape[-1] == w else x.transpose(-1, -2)).to(dev, dt)
+        moved = x.clone(); moved[..., 0] = 1 - moved[..., 0]
+        d = (up(moved).float() - up(x).float()).abs().amax((0, 1, 2))       # per output column
+        moved_cols = torch.nonzero(d > 0)                                     # none: a constant or broken (NaN) model
+        if len(moved_cols): reach = max(reach, int(moved_cols.max()) // s)
+    return reach
+
 # %% ../nbs/09_upscaler.ipynb #cfeff8ec
 @torch.no_grad()
 def receptive_field(model, size:int=64, max_size:int=1024, height:int=16) -> int:
     "Radius in LR pixels of the input region that influences one output pixel: how far a change of one column reaches, both axes."
     up = Upscaler.from_any(model)
-    dev, dt, m, s = up.device, next(up.model.parameters()).dtype, up.multiple, up.scale
-    h = _round_up(height, m)
+    m = up.multiple
+    h, last = _round_up(height, m), None
     while True:
         w = _round_up(size, m)
-        reach = 0
-        for x in (_probe_strip(h, w), _probe_strip(w, h).transpose(-1, -2).contiguous()):   # along x, then along y
-            x = (x if x.shape[-1] == w else x.transpose(-1, -2)).to(dev, dt)
-            moved = x.clone(); moved[..., 0] = 1 - moved[..., 0]
-            d = (up(moved).float() - up(x).float()).abs().amax((0, 1, 2))       # per output column
-            moved_cols = torch.nonzero(d > 0)                                     # none: a constant or broken (NaN) model
-            if len(moved_cols): reach = max(reach, int(moved_cols.max()) // s)
+        try: reach = _column_reach(up, h, w)
+        except Exception as e:
+            if last is None: raise
+            warnings.warn(f"the model can't run on a {h}x{w} probe strip ({type(e).__name__}): receptive field taken as {last} "
+                          "(global attention? tiles may differ slightly from whole-image results)")
+            return last
         if reach < w - m: return reach
         if w >= max_size:
             warnings.warn(f"receptive field reaches past {max_size}px: using {reach} (tiles may differ slightly from whole-image results)")
             return reach
-        size = w * 2
+        last, size = reach, w * 2
 
 # %% ../nbs/09_upscaler.ipynb #5a07b596
 @torch.no_grad()
@@ -203,7 +213,15 @@ def effective_pad(model, rf:int=None, height:int=48, band:int=32, max_level:int=
         near = slice(p, min(p + band, a + band))
         # a pixel near a tile corner is exposed on up to four sides: the four cuts' mismatch rates add up
         if worst[p:].max() <= max_level and diff[near].sum() <= (1 - min_equal) * count[near].sum() / 4: return p
-    return max(a, rf)
+    # none does: the model sees the whole input (global pooling, attention over the image); more context stops helping
+    # somewhere, and a larger pad would only cost memory: the smallest pad with the least error
+    def cost(p):                               # (worst level, per mille of pixels off near the cut, pad)
+        near = slice(p, min(p + band, a + band))
+        return round(float(worst[p:].max())), round(1000 * float(diff[near].sum() / count[near].sum())), p
+    best = min(range(0, a + 1, m), key=cost)
+    warnings.warn(f"no tile pad makes tiles equal the whole image (the model sees the whole input: global pooling or attention); "
+                  f"pad {best} leaves up to {float(worst[best:].max()):.0f} levels")
+    return best
 
 # %% ../nbs/09_upscaler.ipynb #60089481
 class _LivePeak(TorchDispatchMode):
@@ -227,25 +245,34 @@ class _LivePeak(TorchDispatchMode):
         return out
 
 # %% ../nbs/09_upscaler.ipynb #8c5cd1df
+def _meta_copy(up:nn.Module) -> nn.Module:
+    "A copy of `up` whose tensors are on the meta device (no memory): whatever a probe's forward stores (SwinIR's `self.mean`, masks) stays in the copy."
+    memo = {}
+    for mod in up.modules():
+        w = vars(mod).get('weight')            # weight norm's computed weight: a plain attribute that deepcopy refuses
+        if isinstance(w, torch.Tensor) and not w.is_leaf: memo[id(w)] = torch.empty_like(w, device='meta')
+    for t in list(up.parameters()) + list(up.buffers()):
+        e = torch.empty_like(t, device='meta')
+        memo[id(t)] = nn.Parameter(e, t.requires_grad) if isinstance(t, nn.Parameter) else e
+    return copy.deepcopy(up, memo)
+
 def _peak_bytes(up, size:int, meta:bool) -> int:
     x = torch.rand(1, 3, size, size, device='meta' if meta else up.device)
     with torch.no_grad():
-        if meta:
-            named = {**dict(up.named_parameters(remove_duplicate=False)), **dict(up.named_buffers(remove_duplicate=False))}
-            tensors = {k: torch.empty_like(v, device='meta') for k, v in named.items()}   # (non-persistent buffers too, e.g. EDSR's mean)
-            with _LivePeak() as lp: functional_call(up, tensors, (x,))
-        else:
-            with _LivePeak() as lp: up(x)
+        with _LivePeak() as lp: (_meta_copy(up) if meta else up)(x)
     return lp.peak
 
 # %% ../nbs/09_upscaler.ipynb #744afacb
 def forward_memory(model, sizes=(64, 128)) -> tuple[float, float]:
     "(bytes per input pixel, fixed bytes) of one forward pass of `model` in inference mode, counted on the meta device at two sizes."
     up = Upscaler.from_any(model)
-    a, b = (_round_up(s, up.multiple) for s in sizes)
+    def two(sizes):                                      # two different sizes on the model's grid (Uformer's is 128)
+        a = _round_up(sizes[0], up.multiple)
+        return a, max(_round_up(sizes[1], up.multiple), a + up.multiple)
+    a, b = two(sizes)
     try: pa, pb = _peak_bytes(up, a, True), _peak_bytes(up, b, True)
     except Exception:                                   # an operation without a meta kernel: count a real pass on small inputs
-        a, b = (_round_up(s // 2, up.multiple) for s in sizes)
+        a, b = two([s // 2 for s in sizes])
         pa, pb = _peak_bytes(up, a, False), _peak_bytes(up, b, False)
     per_px = max((pb - pa) / (b * b - a * a), pb / (b * b) / 4)   # (a floor, should a fixed part hide the slope)
     return per_px, max(0., pb - per_px * b * b)
