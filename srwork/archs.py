@@ -292,9 +292,8 @@ def _dat(embed, depth, heads, split, expansion, upsampler='pixelshuffle', resi='
 register_spandrel('dat', SpandrelArch('DAT', 'DAT', 'upscale', source='DAT (Chen et al. ICCV 2023): DAT, DAT-S, DAT-2, DAT-light'),
     sizes={'dat': _dat(180, [6] * 6, [6] * 6, (8, 32), 4.), 'dat-s': _dat(180, [6] * 6, [6] * 6, (8, 16), 2.),
            'dat-2': _dat(180, [6] * 6, [6] * 6, (8, 32), 2.), 'dat-light': _dat(60, [18], [6], (8, 32), 2., 'pixelshuffledirect', '3conv'),
-           'small': _dat(24, [2], [2], (8, 16), 2., 'pixelshuffledirect')},
+           'small': _dat(32, [2], [2], (8, 16), 2., 'pixelshuffledirect')},
     default_size='dat', scales=(2, 3, 4), input_multiple=16, lr=2e-4, patch=128, bs=16, supports_half=False, aliases=('DAT',),
-    export_note="its rectangular-window attention derives shapes from the image size in Python, which the exporter fixes",
     description='DAT: dual aggregation transformer (spatial and channel self-attention, alternating)')
 
 def _atd(embed, n, heads, category, tokens, reducted, ffn_k, mlp, upsampler):
@@ -320,16 +319,14 @@ register_spandrel('drct', SpandrelArch('DRCT', 'DRCT', 'upscale', source='DRCT (
 register_spandrel('rgt', SpandrelArch('RGT', 'RGT', 'upscale', source='RGT (Chen et al. ICLR 2024): RGT and RGT-S'),
     sizes={'rgt': dict(img_size=64, embed_dim=180, depth=[6] * 8, num_heads=[6] * 8, mlp_ratio=2.0, split_size=[8, 32], c_ratio=0.5),
            'rgt-s': dict(img_size=64, embed_dim=180, depth=[6] * 6, num_heads=[6] * 6, mlp_ratio=2.0, split_size=[8, 32], c_ratio=0.5),
-           'small': dict(img_size=64, embed_dim=24, depth=[2], num_heads=[2], mlp_ratio=2.0, split_size=[8, 16], c_ratio=0.5)},
+           'small': dict(img_size=64, embed_dim=32, depth=[2], num_heads=[2], mlp_ratio=2.0, split_size=[8, 16], c_ratio=0.5)},
     default_size='rgt', scales=(2, 3, 4), input_multiple=16, lr=2e-4, patch=128, bs=16, supports_half=False, aliases=('RGT',),
-    export_note="its recursion depth and window shapes are Python numbers computed from the image size, which the exporter fixes",
     description='RGT: recursive-generalization transformer')
 
 register_spandrel('craft', SpandrelArch('CRAFT', 'CRAFT', 'upscale', source='CRAFT (Li et al. ICCV 2023)'),
     sizes={'craft': dict(window_size=16, embed_dim=48, depths=[2] * 4, num_heads=[6] * 4, split_size_0=4, split_size_1=16, mlp_ratio=2.0),
-           'small': dict(window_size=16, embed_dim=24, depths=[2], num_heads=[2], split_size_0=4, split_size_1=16, mlp_ratio=2.0)},
+           'small': dict(window_size=16, embed_dim=32, depths=[2], num_heads=[2], split_size_0=4, split_size_1=16, mlp_ratio=2.0)},
     default_size='craft', scales=(2, 3, 4), input_multiple=16, lr=2e-4, patch=128, bs=16, supports_half=True, aliases=('CRAFT',),
-    export_note="its rectangular-window attention derives shapes from the image size in Python, which the exporter fixes",
     description='CRAFT: CNN + transformer with frequency-prior feature refinement (lightweight)')
 
 def _grl(embed, depths, heads, upsampler, local):
@@ -343,7 +340,7 @@ register_spandrel('grl', SpandrelArch('GRL', 'GRL', 'upscale', source='GRL (Li e
            'grl-b': _grl(180, [4, 4, 8, 8, 8, 4, 4], 3, 'pixelshuffle', True),
            'small': _grl(16, [1], 2, 'pixelshuffledirect', False)},
     default_size='grl-s', scales=(2, 3, 4), input_multiple=64, lr=2e-4, patch=128, bs=16, supports_half=False, aliases=('GRL',),
-    export_note="its stripe and anchor attention trace to a graph that differs at other sizes (0.36 off)",
+    export_note="its stripe and anchor attention trace to a graph that is wrong at other sizes (0.4–0.5 off on [0, 1] images)",
     description='GRL: global, regional and local attention (window, stripe and anchor attention)')
 
 def _fdat(embed, groups, depth, heads, ffn, drop):
@@ -386,7 +383,7 @@ register_spandrel('kbnet_s', SpandrelArch('KBNet', 'KBNet_s', None, 'kba_fp32', 
 
 register_spandrel('kbnet_l', SpandrelArch('KBNet', 'KBNet_l', None, 'kba_fp32', source='KBNet (Zhang et al. 2023), KBNet_l (synthetic denoising, deraining)'),
     sizes={'kbnet-l': dict(dim=48, num_blocks=[4, 6, 6, 8], num_refinement_blocks=4, heads=[1, 2, 4, 8], ffn_expansion_factor=1.5),
-           'small': dict(dim=48, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8], ffn_expansion_factor=1.5)},
+           'small': dict(dim=24, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2], ffn_expansion_factor=1.5)},
     default_size='kbnet-l', scales=(1,), input_multiple=16, lr=3e-4, patch=128, bs=8, supports_half=False, aliases=('KBNet_l',),
     description='KBNet-L: kernel basis attention Restormer-style transformer (denoising, deraining)')
 

@@ -188,10 +188,12 @@ def archs(names:list=None, # architectures to list (default: every registered on
           out=None, # also write the table here (.csv)
           quiet:bool=False): # print nothing
     "Which architecture should I train? Every registered one and its sizes: parameters, MACs per output pixel, fp16, input multiple, spandrel, ONNX, published PSNR."
-    import pandas as pd
+    import pandas as pd, warnings
     from srwork.archs import arch_rows
     if sizes not in ('all', 'small', 'paper'): raise SRWorkError(f"`sizes` {sizes!r}: choose all, small or paper", param='sizes')
-    table = pd.DataFrame(arch_rows(names, sizes='default' if sizes == 'paper' else sizes, measure=measure))
+    with warnings.catch_warnings():                 # (the architectures' own deprecation notes: not the user's business here)
+        warnings.simplefilter('ignore')
+        table = pd.DataFrame(arch_rows(names, sizes='default' if sizes == 'paper' else sizes, measure=measure))
     if out is not None: atomic_write_bytes(out, table.to_csv(index=False).encode())
     if not quiet:
         with pd.option_context('display.width', 250, 'display.max_rows', None): print(table.to_string(index=False))

@@ -147,3 +147,17 @@ def test_generator_architectures_train_their_psnr_phase_alone_unless_asked():
     assert TrainConfig('span', scale=2, gan=True).resolve().phases == ('psnr', 'gan')
     assert TrainConfig('esrgan', scale=4).resolve().phases == ('psnr', 'gan')
     with pytest.raises(SRWorkError, match='hat has no GAN phase'): TrainConfig('hat', scale=2, gan=True).resolve()
+
+
+@pytest.mark.parametrize('name', ['grl', 'realcugan', 'uformer', 'atd'])
+def test_an_architecture_without_a_free_shape_graph_says_why_in_one_line(name, tmp_path):
+    "Their code fixes sizes while tracing: the dynamic export is refused with the registered reason; a fixed-size graph works where the exporter has every op."
+    from srwork.inference import export_onnx
+    spec = ARCHS[name]
+    model = create_model(name, small_size(spec), scale_for(spec)).eval()
+    with pytest.raises(SRWorkError) as e: export_onnx(model, tmp_path/'free.onnx')
+    assert spec.export_note in str(e.value) and '\n' not in str(e.value) and not (tmp_path/'free.onnx').exists()
+    if name == 'atd':
+        with pytest.raises(SRWorkError, match="can't export this ATD.*aten.sort") as e: export_onnx(model, tmp_path/'fixed.onnx', dynamic=False)
+        assert '\n' not in str(e.value) and not (tmp_path/'fixed.onnx').exists()
+    else: assert export_onnx(model, tmp_path/'fixed.onnx', dynamic=False).is_file()    # checked against PyTorch at its size
