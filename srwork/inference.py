@@ -4,7 +4,7 @@
 
 # %% ../nbs/18_inference.ipynb #9fc682d3
 from __future__ import annotations
-import copy, glob, json, math, os, re, sys, time, warnings
+import contextlib, copy, glob, json, logging, math, os, re, sys, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -405,6 +405,14 @@ def _check_dynamic(prog, up:Upscaler, path):
                           "its code fixes them while tracing; `dynamic=False` exports one fixed input size")
 
 # %% ../nbs/18_inference.ipynb #9715f6b2
+@contextlib.contextmanager
+def _quiet_logger(name:str, level:int=logging.ERROR):
+    "Only `level` and above from logger `name` while inside."
+    log = logging.getLogger(name)
+    old = log.level; log.setLevel(level)
+    try: yield
+    finally: log.setLevel(old)
+
 def export_onnx(model, path, dynamic:bool=True, opset:int=18, check:bool=True, scale:int=None, tol:float=1e-4) -> Path:
     "Export `model` with PyTorch's dynamo exporter (input 'lr', output 'sr', [0, 1]; dynamic batch, height and width); with `check`, compare with PyTorch on two sizes."
     import contextlib, io
@@ -418,7 +426,8 @@ def export_onnx(model, path, dynamic:bool=True, opset:int=18, check:bool=True, s
     Dim = torch.export.Dim
     shapes = {'x': {0: Dim('batch', min=1, max=1024), 2: m * Dim('height', min=2, max=65536 // m),
                     3: m * Dim('width', min=2, max=65536 // m)}} if dynamic else None
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), traceable_spandrel():     # (the exporter prints its progress)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_logger('onnxscript'), traceable_spandrel():
+        # (the exporter prints its progress, and its optimiser logs each fold it skips)
         warnings.simplefilter('ignore')
         try:
             prog = torch.onnx.export(traced, (x,), input_names=['lr'], output_names=['sr'], opset_version=opset, dynamo=True,

@@ -16,7 +16,7 @@ import torch
 from .core import SRWorkError, WriteError, check_number
 from .crappify import BicubicUpsample
 from .upscaler import Upscaler
-from .inference import as_model, export_onnx, quantize_onnx, onnx_session, _round_up
+from .inference import as_model, export_onnx, quantize_onnx, onnx_session, _round_up, _refuse_known
 
 # %% auto #0
 __all__ = ['ORT_WEB_VERSION', 'ORT_WEB_FILES', 'WEB_FILES', 'srwork_cache', 'ort_web_dist', 'web_asset', 'web_js', 'web_tile',
@@ -155,6 +155,7 @@ def export_web(model, # a model file (.safetensors, a published .pth, a trusted 
               ) -> dict:
     "Write a static web page that upscales images in the browser with `model` into folder `out`; returns its files and size."
     up = as_model(model, trust=trust).to('cpu').eval()
+    _refuse_known(up, True, model if isinstance(model, (str, Path)) else type(up.model).__name__)   # (before any slow work)
     out = Path(out).absolute()
     if out.exists() and not out.is_dir(): raise SRWorkError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite: raise SRWorkError(f"{out}: exists: pass `overwrite=True` to replace it", param='overwrite')
@@ -178,6 +179,8 @@ def export_web(model, # a model file (.safetensors, a published .pth, a trusted 
             why = (str(e).split('not written: ', 1)[-1].split(';')[0] if isinstance(e, WriteError)
                    else f"{e.strerror or e}{' (disk full)' if e.errno == errno.ENOSPC else ''}")
             raise WriteError(f"{out}: not written: {why}; {'the folder there is unchanged' if out.exists() else 'nothing was left'}") from None
+        if isinstance(e, SRWorkError) and str(stage) in str(e):    # (name OUT, not the staging folder that is gone)
+            raise SRWorkError(str(e).replace(str(stage), str(out)) + ('; the folder there is unchanged' if out.exists() else '; nothing was written')) from None
         raise
     files = sorted(p for p in out.rglob('*') if p.is_file())
     size = sum(p.stat().st_size for p in files)

@@ -244,3 +244,25 @@ def test_export_web_refusals(edsr_page, tmp_path, srwork_refusals):
         assert rc == 1 and len(err.strip().splitlines()) == 1 and msg in err, (msg, err)
         assert not written or msg.startswith('exists')
     assert (exp['out']/'index.html').is_file()                       # the existing page is untouched
+
+
+def test_an_architecture_without_a_page_and_a_failed_check_name_the_model_and_the_folder(edsr_page, tmp_path, srwork_refusals, monkeypatch):
+    "Real-CUGAN's graph can't have free shapes: refused in one line naming its file, before any work. A check that fails while the page is staged names OUT, which keeps its old page."
+    import srwork.archs  # noqa: F401
+    import srwork.web as web
+    from srwork.core import SRWorkError
+    from srwork.models import create_model
+    from srwork.modelfiles import save_model
+    rc_file = save_model(create_model('realcugan', 'realcugan', 2), tmp_path/'realcugan.safetensors', scale=2)
+    (rc, err, written), = srwork_refusals([(['export-web', rc_file, '-o', tmp_path/'rc'], tmp_path/'rc')])
+    assert rc == 1 and not written and len(err.strip().splitlines()) == 1
+    assert f"{rc_file}: no dynamic-shape ONNX graph of realcugan" in err, err
+    model, exp = edsr_page
+    def failing_check(up, path, **kw): raise SRWorkError(f"{path}: ONNX output differs from PyTorch by 3.00e-01 at (48, 64) (> 0.0001)")
+    monkeypatch.setattr(web, 'export_onnx', failing_check)
+    before = sorted(p.name for p in exp['out'].iterdir())
+    with pytest.raises(SRWorkError) as e: web.export_web(model, exp['out'], overwrite=True, quiet=True)
+    assert str(e.value).startswith(f"{exp['out']}/model.onnx: ONNX output differs") and str(e.value).endswith('the folder there is unchanged')
+    with pytest.raises(SRWorkError, match='nothing was written$'): web.export_web(model, tmp_path/'new', quiet=True)
+    assert sorted(p.name for p in exp['out'].iterdir()) == before and not (tmp_path/'new').exists()
+    assert not [p for p in exp['out'].parent.iterdir() if '.tmp-' in p.name] and not [p for p in tmp_path.iterdir() if '.tmp-' in p.name]
