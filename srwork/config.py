@@ -348,7 +348,7 @@ def recipe_table():
 
 def _phase_row(r:Recipe, ph:str, p:PhasePlan) -> dict:
     sched = {'multistep': f"×{p.gamma:g} at {', '.join(f'{m // 1000}k' for m in p.milestones)}",
-             'cosine-restarts': f'cosine, {p.restarts} restarts (every {p.iters // p.restarts // 1000}k), min {p.eta_min:g}' if p.iters else 'cosine restarts',
+             'cosine-restarts': (f'cosine, {p.restarts} periods of {p.iters // p.restarts // 1000}k, min {p.eta_min:g}' if p.restarts > 1 else f'cosine, min {p.eta_min:g}') if p.iters else 'cosine restarts',
              'warmup-cosine': f'{p.warmup:.0%} warm-up, cosine (time-based)', 'constant': 'constant'}.get(p.schedule, p.schedule)
     ema = r.config.get('ema')
     return dict(iterations=f'{p.iters // 1000}k' if p.iters else f"{r.config['minutes']:g} min", lr=f'{p.lr:g}', schedule=sched,
