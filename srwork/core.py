@@ -13,8 +13,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# fastai calls `torch.jit.script`, which torch 2.14 deprecates: a warning users cannot act on
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+def _ignore_unactionable_warnings():
+    "Hide the warnings srwork's users cannot act on: fastai calls `torch.jit.script`, which torch 2.14 deprecates."
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+_ignore_unactionable_warnings()
 from fastai.torch_core import TensorImage
 
 # %% auto #0
@@ -340,7 +342,8 @@ def load_image(path, max_pixels:int=None) -> TensorImage:
             palette = None
             if mode in ('P', 'PA'):
                 palette = Image.new('P', (1, 1)); palette.putpalette(im.getpalette())
-            if bits == 16 and colour: rgb, alpha = _read_16bit_colour(path, orientation); white = 65535.
+            if bits == 16 and (colour or 'A' in im.getbands()):        # (Pillow reads 16-bit grey+alpha as 8 bits)
+                rgb, alpha = _read_16bit_colour(path, orientation); white = 65535.
             else:
                 im = ImageOps.exif_transpose(im) if orientation != 1 else im
                 rgb, alpha, white = _pil_arrays(im, bits)
@@ -419,7 +422,7 @@ def _resize_alpha(alpha:torch.Tensor, size:tuple) -> torch.Tensor:
                                            align_corners=False)[0].clamp(0, 1)
 
 # %% ../nbs/00_core.ipynb #82a4bfd8
-_NO_ALPHA = {'JPEG', 'MPO'}
+_NO_ALPHA = {'JPEG', 'MPO', 'BMP'}         # (Pillow writes BMP's fourth channel as padding: readers see RGB)
 _16BIT_OK = {'PNG', 'TIFF'}
 
 def _format_for(path:Path) -> str:
@@ -445,16 +448,48 @@ def _levels_hwc(t:torch.Tensor, alpha:torch.Tensor|None, meta:ImageMeta, bits:in
     return to_uint(chans.permute(1, 2, 0), bits)
 
 # %% ../nbs/00_core.ipynb #98b9b7dd
+def _png_with_icc(png:bytes, icc:bytes) -> bytes:
+    "`png` (OpenCV's 16-bit encoding, which has no colour profile) with an iCCP chunk holding `icc` right after its IHDR."
+    import zlib
+    body = b'ICC profile\0\0' + zlib.compress(icc)                     # name, NUL, compression method 0 (zlib)
+    chunk = len(body).to_bytes(4, 'big') + b'iCCP' + body + zlib.crc32(b'iCCP' + body).to_bytes(4, 'big')
+    end_of_ihdr = 8 + 8 + int.from_bytes(png[8:12], 'big') + 4          # signature, IHDR's length/type, data, CRC
+    return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
+
+def _tiff16(a:np.ndarray, icc:bytes|None=None) -> bytes:
+    "A 16-bit RGB or RGBA TIFF of (H, W, C) levels with the ICC profile `icc` (tag 34675), deflate-compressed."
+    import tifffile
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.ascontiguousarray(a), photometric='rgb', compression='zlib',
+                     extrasamples=('unassalpha',) if a.shape[2] == 4 else None, planarconfig='contig',
+                     extratags=[(34675, 7, len(icc), icc, True)] if icc else [])
+    return buf.getvalue()
+
+def _png16_grey_alpha(a:np.ndarray, icc:bytes|None=None) -> bytes:
+    "A 16-bit grey+alpha PNG (colour type 4) of (H, W, 2) levels, which neither Pillow nor OpenCV writes."
+    import zlib
+    def chunk(kind:bytes, body:bytes): return len(body).to_bytes(4, 'big') + kind + body + zlib.crc32(kind + body).to_bytes(4, 'big')
+    h, w = a.shape[:2]
+    rows = np.concatenate([np.zeros((h, 1), np.uint8), a.astype('>u2').view(np.uint8).reshape(h, w * 4)], axis=1)   # filter 0 per row
+    png = (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', w.to_bytes(4, 'big') + h.to_bytes(4, 'big') + bytes([16, 4, 0, 0, 0]))
+           + chunk(b'IDAT', zlib.compress(rows.tobytes(), 6)) + chunk(b'IEND', b''))
+    return _png_with_icc(png, icc) if icc else png
+
 def _encode(a:np.ndarray, meta:ImageMeta, fmt:str, path:Path, **kw) -> bytes:
     "Encode (H, W, C) uint8/uint16 levels (C: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) as `fmt` bytes in the mode `meta` describes."
     bits, alpha, grey = (16 if a.dtype == np.uint16 else 8), a.shape[2] in (2, 4), a.shape[2] in (1, 2)
+    if meta.icc_profile and fmt not in ('PNG', 'JPEG', 'TIFF', 'WEBP'):
+        warnings.warn(f"{path}: {fmt} cannot hold the image's colour profile ({len(meta.icc_profile)} bytes): written without it, "
+                      f"so it may display in other colours; PNG, TIFF, WebP and JPEG keep it")
     if bits == 16 and not (grey and not alpha):
         import cv2
-        a = a[..., [2, 1, 0, 3][:a.shape[2]] if a.shape[2] >= 3 else slice(None)]
-        if a.shape[2] == 2: a = np.concatenate([a[..., :1]] * 3 + [a[..., 1:]], axis=2)   # grey+alpha -> BGRA
+        if a.shape[2] == 2 and fmt == 'PNG': return _png16_grey_alpha(a, meta.icc_profile)   # (the image's own mode: grey+alpha)
+        if a.shape[2] == 2: a = np.concatenate([a[..., :1]] * 3 + [a[..., 1:]], axis=2)      # (a 16-bit grey+alpha TIFF Pillow can't read: RGBA)
+        if fmt == 'TIFF' and meta.icc_profile: return _tiff16(a, meta.icc_profile)
+        a = a[..., [2, 1, 0, 3][:a.shape[2]]]                                                 # RGB(A) -> OpenCV's BGR(A)
         ok, buf = cv2.imencode('.png' if fmt == 'PNG' else '.tif', a)
         if not ok: raise SRWorkError(f"{path}: OpenCV could not encode a 16-bit {fmt}")
-        return buf.tobytes()
+        return _png_with_icc(buf.tobytes(), meta.icc_profile) if fmt == 'PNG' and meta.icc_profile else buf.tobytes()
     if bits == 16: im = Image.fromarray(np.ascontiguousarray(a[..., 0]))   # uint16 -> mode 'I;16'
     else:
         mode = {1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}[a.shape[2]]
@@ -484,21 +519,35 @@ class WriteError(SRWorkError, OSError):
 _TEMP_TAG = f"{socket.gethostname()[:32]}-{os.getpid()}"
 
 # %% ../nbs/00_core.ipynb #9339aa7d
+def _exists_error(path): return SRWorkError(f"{path}: exists (it appeared while this was being written): not replaced; pass `overwrite=True` to replace it", param='overwrite')
+
+def _link_new(tmp, path):
+    "Put the finished file `tmp` at `path` only if no file is there at this moment (a check made earlier can be stale): a hard link never replaces."
+    try: os.link(tmp, path)
+    except FileExistsError: raise _exists_error(path) from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS): raise
+        try: os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))   # no hard links on this file system: claim the name
+        except FileExistsError: raise _exists_error(path) from None
+        os.replace(tmp, path); return
+    os.unlink(tmp)
+
 @contextmanager
-def temp_sibling(path):
-    "A temporary path beside `path` that replaces it atomically on success and is deleted on error (an `OSError` becoming a `WriteError`)."
+def temp_sibling(path, overwrite:bool=True):
+    "A temporary path beside `path` that replaces it atomically on success and is deleted on error (an `OSError` becoming a `WriteError`); without `overwrite`, a file at `path` at that moment is never replaced."
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         mode = _file_mode(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.{_TEMP_TAG}.', suffix='.tmp')
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name[:80]}.{_TEMP_TAG}.', suffix='.tmp')
         os.close(fd)
     except OSError as e: raise WriteError(f"{path}: not written: {e.strerror or e}") from None
     try:
         yield Path(tmp)
         with open(tmp, 'rb+') as f: os.fsync(f.fileno())     # on disk before the rename makes it visible
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        if overwrite: os.replace(tmp, path)
+        else: _link_new(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError) and not isinstance(e, SRWorkError):
@@ -510,9 +559,9 @@ def temp_sibling(path):
         raise
 
 # %% ../nbs/00_core.ipynb #a686caac
-def atomic_write_bytes(path, data:bytes) -> Path:
-    "Write `data` to `path` through a temporary file in the same folder and an atomic rename (see `temp_sibling`)."
-    with temp_sibling(path) as tmp:
+def atomic_write_bytes(path, data:bytes, overwrite:bool=True) -> Path:
+    "Write `data` to `path` through a temporary file in the same folder and an atomic rename (see `temp_sibling`; without `overwrite`, never over an existing file)."
+    with temp_sibling(path, overwrite) as tmp:
         with open(tmp, 'wb') as f: f.write(data)
     return Path(path)
 
@@ -530,8 +579,8 @@ def clean_stale_temps(folder) -> list[Path]:
     return removed
 
 # %% ../nbs/00_core.ipynb #7615a8da
-def save_image(img, path, like=None, alpha=None, overwrite_source:bool=False, **save_kwargs) -> Path:
-    "Write `img` to `path` atomically, in the mode and bit depth of `like` (an `ImageMeta` or a loaded image)."
+def save_image(img, path, like=None, alpha=None, overwrite_source:bool=False, overwrite:bool=True, **save_kwargs) -> Path:
+    "Write `img` to `path` atomically, in the mode and bit depth of `like` (an `ImageMeta` or a loaded image); without `overwrite`, never over an existing file."
     path = Path(path)
     meta = like.meta if hasattr(like, 'meta') else like
     if meta is None: meta = getattr(img, 'meta', None)
@@ -549,12 +598,12 @@ def save_image(img, path, like=None, alpha=None, overwrite_source:bool=False, **
     has_alpha = chans in (2, 4) or alpha is not None or meta.alpha is not None
     bits = _target_bits(meta, fmt, path, has_alpha)
     if levels and bits == (16 if a.dtype == np.uint16 else 8) and (chans in (2, 4)) == has_alpha and not (meta.grey and chans >= 3):
-        return atomic_write_bytes(path, _encode(a, meta, fmt, path, **save_kwargs))   # no float copy of a big result
+        return atomic_write_bytes(path, _encode(a, meta, fmt, path, **save_kwargs), overwrite)   # no float copy of a big result
     if t is None: t = _as_chw(img)
     if t.shape[0] in (2, 4): t, alpha = t[:-1], (t[-1:] if alpha is None else alpha)
     if alpha is None and meta.alpha is not None: alpha = meta.alpha
     if alpha is not None: alpha = _resize_alpha(_as_chw(alpha)[:1], t.shape[-2:])
-    return atomic_write_bytes(path, _encode(_levels_hwc(t, alpha, meta, bits), meta, fmt, path, **save_kwargs))
+    return atomic_write_bytes(path, _encode(_levels_hwc(t, alpha, meta, bits), meta, fmt, path, **save_kwargs), overwrite)
 
 # %% ../nbs/00_core.ipynb #e9b56cfa
 def torchvision_weights(arch, purpose:str='') -> dict:

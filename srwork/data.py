@@ -160,24 +160,26 @@ def make_pair(self:SRPairTransform, x, y, train:bool):
     return _to_timg(_quantise8(lr)), _to_timg(hr)
 
 # %% ../nbs/02_data.ipynb #658dfc0b
-def find_images(folder, arrays:bool=False) -> list[Path]:
-    "Image files under `folder` (and `.npy` arrays from `prepare_images` if `arrays`), recursively, sorted; links to folders are followed, each real folder read once."
+def find_images(folder, arrays:bool=False, exclude=(), skip_runs:bool=False) -> list[Path]:
+    "Image files under `folder` (and `.npy` arrays from `prepare_images` if `arrays`), recursively, sorted; links to folders are followed, each real folder read once; only regular files (a FIFO would block); never under the folders of `exclude`, nor, with `skip_runs`, in srwork's run folders (`train_state.json`)."
+    skip = {os.path.realpath(e) for e in exclude}
     exts = set(image_extensions) | ({'.npy'} if arrays else set())
     seen, out = set(), []
     for root, dirs, files in os.walk(folder, followlinks=True):
         st = os.stat(root)
         if (st.st_dev, st.st_ino) in seen: dirs[:] = []; continue          # a link back up, or a second link to one folder
         seen.add((st.st_dev, st.st_ino))
+        if os.path.realpath(root) in skip or (skip_runs and root != str(folder) and 'train_state.json' in files): dirs[:] = []; continue
         dirs.sort(key=lambda d: (os.path.islink(os.path.join(root, d)), d))   # real folders before links to them
-        out += [Path(root)/f for f in files if os.path.splitext(f)[1].lower() in exts]
+        out += [Path(root)/f for f in files if os.path.splitext(f)[1].lower() in exts and os.path.isfile(os.path.join(root, f))]
     return sorted(out)
 
-def image_files(folder, arrays:bool=False) -> list[Path]:
+def image_files(folder, arrays:bool=False, exclude=(), skip_runs:bool=False) -> list[Path]:
     "`find_images` with a clear error naming the folder when it is missing or holds none."
     folder = Path(folder)
     if not folder.exists(): raise SRWorkError(f"{folder}: no such folder")
     if not folder.is_dir(): raise SRWorkError(f"{folder}: not a folder")
-    files = find_images(folder, arrays)
+    files = find_images(folder, arrays, exclude, skip_runs)
     if not files: raise SRWorkError(f"{folder}: no image files found (looked for PNG, JPEG, TIFF, WebP, BMP{', .npy' if arrays else ''}, recursively)")
     return files
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/18_inference.ipynb #9fc682d3
 from __future__ import annotations
-import contextlib, copy, glob, json, logging, math, os, re, sys, time, warnings
+import contextlib, copy, glob, json, logging, math, os, re, sys, threading, time, warnings, weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,7 +173,7 @@ def upscale_tensor(up:Upscaler, x:torch.Tensor, tile:int|None=None, tile_pad:int
     "Upscale a (1, 3, H, W) tensor in [0, 1] tile by tile: a float tensor, or (`out_dtype` np.uint8/uint16) levels written into a `canvas`."
     if blend not in ('crop', 'feather'): raise ValueError("blend must be 'crop' or 'feather'")
     s, (H0, W0) = up.scale, x.shape[-2:]
-    flat_input = float(x.amax() - x.amin()) <= 1e-3
+    flat_input = bool((x.amax((0, 2, 3)) - x.amin((0, 2, 3)) <= 1e-3).all())   # (each channel one value: a solid colour)
     x = pad_to_multiple(x, up.multiple)       # windows then start on the model's grid, as in whole-image inference
     H, W = x.shape[-2:]
     plan = plan or plan_tiles(up, H, W, tile, tile_pad, batch_size, max_memory)
@@ -257,22 +257,31 @@ def _upscale_alpha(up, alpha, how, **kw):
     raise ValueError("alpha must be 'bicubic' or 'model'")
 
 # %% ../nbs/18_inference.ipynb #266568f7
+_MODEL_LOCKS, _LOCKS_LOCK = weakref.WeakKeyDictionary(), threading.Lock()
+
+def _model_lock(model):
+    "The lock of the module behind `model` (a Learner, module or Upscaler; none for a file): calls that move it or switch its modes take turns."
+    m = model.model if isinstance(model, Upscaler) or hasattr(model, 'dls') else model
+    if not isinstance(m, nn.Module): return contextlib.nullcontext()
+    with _LOCKS_LOCK: return _MODEL_LOCKS.setdefault(m, threading.RLock())
+
 def upscale(model, image, tile:int|None=None, tile_pad:int|None=None, batch_size:int|None=None, device=None, dtype=None,
             alpha:str='bicubic', blend:str='crop', progress:bool=False, warmup:bool=False, scale:int=None,
             trust:bool=False, max_memory=None):
     "Upscale `image` (path, PIL, array or tensor) with `model` (Learner, nn.Module, Upscaler or model file); same kind out. Tiles: see `plan_tiles`."
-    callers = (model.model if hasattr(model, 'dls') else model) if not isinstance(model, (str, Path, Upscaler)) else None
-    if not isinstance(callers, nn.Module): callers = None       # a caller's Learner or module goes back to its device and modes
-    modes = {m: m.training for m in callers.modules()} if callers is not None else {}
-    home = next(callers.parameters(), torch.empty(0)).device if callers is not None else None
-    _check_tiling(tile, tile_pad, batch_size)
-    device = resolve_device(device)
-    up = as_model(model, scale, trust)
-    try: return _upscale(up.to(device), image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup, max_memory)
-    finally:
-        if callers is not None:
-            callers.to(home)
-            for m, training in modes.items(): m.training = training
+    with _model_lock(model):
+        callers = (model.model if hasattr(model, 'dls') else model) if not isinstance(model, (str, Path, Upscaler)) else None
+        if not isinstance(callers, nn.Module): callers = None       # a caller's Learner or module goes back to its device and modes
+        modes = {m: m.training for m in callers.modules()} if callers is not None else {}
+        home = next(callers.parameters(), torch.empty(0)).device if callers is not None else None
+        _check_tiling(tile, tile_pad, batch_size)
+        device = resolve_device(device)
+        up = as_model(model, scale, trust)
+        try: return _upscale(up.to(device), image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup, max_memory)
+        finally:
+            if callers is not None:
+                callers.to(home)
+                for m, training in modes.items(): m.training = training
 
 def _upscale(up:Upscaler, image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup, max_memory):
     kw = dict(tile=tile, tile_pad=tile_pad, batch_size=batch_size, dtype=dtype, blend=blend, progress=progress, max_memory=max_memory)
@@ -334,6 +343,9 @@ def upscale_file(model, src, dest, tile:int|None=None, tile_pad=None, batch_size
                  trust:bool=False, progress:bool=False) -> dict:
     "Upscale image file `src` into `dest`, atomically, in `src`'s mode and bit depth, through an 8/16-bit canvas (memory bounded at any size)."
     _check_tiling(tile, tile_pad, batch_size)
+    with _model_lock(model): return _upscale_file(model, src, dest, tile, tile_pad, batch_size, max_memory, device, dtype, alpha, outscale, overwrite, trust, progress)
+
+def _upscale_file(model, src, dest, tile, tile_pad, batch_size, max_memory, device, dtype, alpha, outscale, overwrite, trust, progress):
     up = as_model(model, trust=trust).to(resolve_device(device))
     src, dest = Path(src), Path(dest)
     if dest.exists() and not overwrite: raise SRWorkError(f"{dest} exists: pass `overwrite=True` to replace it", param='overwrite')
@@ -356,7 +368,7 @@ def upscale_file(model, src, dest, tile:int|None=None, tile_pad=None, batch_size
         canvas = _resample(canvas, (max(1, round(W * outscale)), max(1, round(H * outscale))))
     like = ImageMeta(path=meta.path, format=meta.format, mode=meta.mode, bits=meta.bits, grey=meta.grey,
                      size=(canvas.shape[1], canvas.shape[0]), palette=meta.palette, icc_profile=meta.icc_profile)
-    save_image(canvas, dest, like=like)
+    save_image(canvas, dest, like=like, overwrite=overwrite)     # (checked again at the moment of writing)
     return dict(dest=dest, size=like.size, plan=plan)
 
 # %% ../nbs/18_inference.ipynb #a4227511
@@ -619,7 +631,7 @@ def upscale_files(inputs:list, # image files, folders or glob patterns
         try:
             t0 = time.time()
             res = upscale_file(up, f, dest, tile=tile, tile_pad=tile_pad, batch_size=batch_size, max_memory=max_memory,
-                               device=dev, dtype=dtype, outscale=outscale, overwrite=True, progress=interactive)
+                               device=dev, dtype=dtype, outscale=outscale, overwrite=overwrite, progress=interactive)
             done.append(dest)
             if not quiet: print(f"{f} -> {dest} ({res['size'][0]}x{res['size'][1]}; {res['plan']}; {time.time() - t0:.1f}s)")
         except (SRWorkError, OSError, ValueError) as e:

@@ -39,9 +39,13 @@ def _read_safetensors(p:Path) -> tuple[dict, str|None]:
     "The tensors of safetensors file `p` and its srwork description (JSON text; None in a file `save_model` did not write)."
     from safetensors import safe_open
     try:
-        with safe_open(str(p), framework='pt') as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, (f.metadata() or {}).get('srwork')
+        with safe_open(str(p), framework='pt') as f: tensors, raw = {k: f.get_tensor(k) for k in f.keys()}, (f.metadata() or {}).get('srwork')
     except Exception as e: raise SRWorkError(f"{p}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+    small_ints = [k for k, v in tensors.items() if v.dtype in (torch.int8, torch.uint8, torch.int16)]
+    if small_ints:                                    # (indices and counters are int64; weights of 8 or 16-bit integers are quantised)
+        raise SRWorkError(f"{p}: {small_ints[0]} is stored as {str(tensors[small_ints[0]].dtype)[6:]} ({len(small_ints)} such tensors): "
+                          "quantised weights, which srwork would read as if they were float weights; use the float model file")
+    return tensors, raw
 
 # %% ../nbs/10_modelfiles.ipynb #5fceff65
 def _own_names(p:Path, tensors:dict, meta) -> dict:
@@ -157,18 +161,36 @@ def _shape_problems(model:nn.Module, tensors:dict) -> list[str]:
     missing, extra = sorted(set(sd) - set(tensors)), sorted(set(tensors) - set(sd))
     wrong = [f"{k} {tuple(tensors[k].shape)} where the config needs {tuple(sd[k].shape)}"
              for k in sd if k in tensors and sd[k].shape != tensors[k].shape]
+    wrong += [f"{k} is {str(tensors[k].dtype)[6:]} where the model holds {str(sd[k].dtype)[6:]} (quantised or damaged weights)"
+              for k in sd if k in tensors and sd[k].is_floating_point() != tensors[k].is_floating_point()]
     return ([f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"] if missing else []) + \
            ([f"unexpected {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}"] if extra else []) + wrong[:2]
 
 # %% ../nbs/10_modelfiles.ipynb #e7ecc98a
+@contextmanager
+def _at_most_tensors(held:int, source, arch, slack:int=64):
+    "Stop a model build that registers far more parameters and buffers than the file holds (`held`; a config edited to millions of blocks), in one line."
+    count, n = 0, held + slack
+    def hook(module, name, t):
+        nonlocal count
+        count += 1
+        if count > n: raise SRWorkError(f"the {arch} config describes a model with more than {n} tensors, and the file holds "
+                                        f"{held}: its config was edited or is damaged")
+    handles = [torch.nn.modules.module.register_module_parameter_registration_hook(hook),
+               torch.nn.modules.module.register_module_buffer_registration_hook(hook)]
+    try: yield
+    finally:
+        for h in handles: h.remove()
+
 def model_from_config(cfg:dict, tensors:dict, source='model') -> nn.Module:
     "Build registered `cfg` and load `tensors` into it; a config that can't be built or does not fit the tensors is a one-line error naming `source`."
     on_meta = True
     try:
         try:
-            with torch.device('meta'): probe = build_model(cfg)
+            with torch.device('meta'), _at_most_tensors(len(tensors), source, cfg.get('arch')): probe = build_model(cfg)
         except SRWorkError: raise
-        except Exception: probe, on_meta = build_model(cfg), False    # a constructor that can't run on meta (a drop-path schedule's .item())
+        except Exception:                                                # a constructor that can't run on meta (a drop-path schedule's .item())
+            with _at_most_tensors(len(tensors), source, cfg.get('arch')): probe, on_meta = build_model(cfg), False
     except SRWorkError as e: raise SRWorkError(f"{source}: {e}") from None
     except Exception as e: raise SRWorkError(f"{source}: the {cfg.get('arch')} config can't be built ({type(e).__name__}: {e})") from None
     problems = _shape_problems(probe, tensors)
@@ -193,6 +215,7 @@ def _load_safetensors(p:Path) -> Upscaler:
     tensors, raw = _read_safetensors(p)
     try: meta = json.loads(raw or 'null')
     except ValueError as e: raise SRWorkError(f"{p}: the srwork description is not valid JSON ({e})") from None
+    except RecursionError: raise SRWorkError(f"{p}: the srwork description is JSON nested too deep to be a model's (edited or damaged)") from None
     checked = _check_meta(p, meta)
     tensors = _own_names(p, tensors, meta)
     return Upscaler.from_any(model_from_config(checked['model'], tensors, p), checked['scale'], upsample_input=checked['upsample_input'],

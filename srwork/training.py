@@ -30,11 +30,11 @@ from .config import TrainConfig, as_config
 __all__ = ['check_train_data', 'train_dataloaders', 'train_model', 'phase_learner', 'fit_phase', 'train']
 
 # %% ../nbs/17_training.ipynb #0e2b287a
-def check_train_data(folder, patch:int) -> list[Path]:
-    "Image files (or prepared `.npy` arrays) of `folder`, each opened and verified; errors name the folder or the file."
+def check_train_data(folder, patch:int, out=None) -> list[Path]:
+    "Image files (or prepared `.npy` arrays) of `folder`, each opened and verified; errors name the folder or the file. srwork's outputs are never training data: nothing under the run folder `out` or any other run folder inside `folder`."
     from PIL import Image
     folder = Path(folder)
-    files = image_files(folder, arrays=True)
+    files = image_files(folder, arrays=True, exclude=[out] if out is not None else (), skip_runs=True)
     if len(files) < 2: raise SRWorkError(f"{folder}: needs at least 2 images (training and validation), found {len(files)}")
     sizes = []
     for f in files:
@@ -139,7 +139,24 @@ def fit_phase(learn:Learner, cfg:TrainConfig, phase:str, run:RunDir|None=None, r
     return budget
 
 # %% ../nbs/17_training.ipynb #d199c12d
-def _start(run:RunDir, cfg:TrainConfig, data, state:dict, overwrite:bool, quiet:bool) -> dict:
+def _data_record(data, files) -> list[str]:
+    "The run's images as paths relative to `data`: what a resumed run must find again (its split follows from them and the seed)."
+    root = Path(data).absolute()
+    return sorted(str(Path(f).absolute().relative_to(root)) for f in files)
+
+def _check_same_data(data, files, state:dict):
+    "Refuse to resume on images that changed since the run started: its training/validation split would silently differ."
+    then = state.get('data_files')
+    if then is None: return
+    now = _data_record(data, files)
+    if now == then: return
+    def some(names): return ', '.join(names[:3]) + (', ...' if len(names) > 3 else '')
+    added, gone = sorted(set(now) - set(then)), sorted(set(then) - set(now))
+    what = '; '.join(([f"{len(added)} new: {some(added)}"] if added else []) + ([f"{len(gone)} gone: {some(gone)}"] if gone else []))
+    raise SRWorkError(f"{data}: its images changed since this run started ({what}), so its training/validation split would differ: "
+                      f"resume with the same images, or pass `overwrite=True` to start over", param='resume')
+
+def _start(run:RunDir, cfg:TrainConfig, data, files, state:dict, overwrite:bool, quiet:bool) -> dict:
     "Make the run folder ready (rank 0 deletes an overwritten run first) and record the config and recipe; the run state."
     distrib_barrier()                     # every process has checked OUT as it was
     if is_main_process():
@@ -148,7 +165,7 @@ def _start(run:RunDir, cfg:TrainConfig, data, state:dict, overwrite:bool, quiet:
     else: run.path.mkdir(parents=True, exist_ok=True)
     from srwork.config import recipe_for
     recipe = recipe_for(cfg.recipe, cfg.arch).as_dict() if cfg.recipe else None
-    state = {'config': cfg.record(data), 'recipe': recipe, 'done': state.get('done', [])}
+    state = {'config': cfg.record(data), 'recipe': recipe, 'done': state.get('done', []), 'data_files': _data_record(data, files)}
     if is_main_process(): run.save_state(state)
     return state
 
@@ -196,15 +213,16 @@ def train(config, # a `TrainConfig`, or the name of a registered architecture
          ) -> dict:
     "Train `config` on the HR images under `data` into folder `out`; returns the learner, loaders and exported files."
     cfg = as_config(config, **overrides).resolve()                    # every value checked before OUT is touched
-    files, run = check_train_data(data, cfg.patch), RunDir(out)
+    files, run = check_train_data(data, cfg.patch, out), RunDir(out)
     state = run.check(resume, overwrite, cfg.arch)
+    if resume: _check_same_data(data, files, state)
     joined, device = dist.is_available() and dist.is_initialized(), setup_distributed()   # several processes (torchrun): one group
     quiet = quiet or not is_main_process()                                # one process prints
     for note in cfg.notes if not quiet else (): print(note)
     set_seed(cfg.seed)
     dls, model = train_dataloaders(cfg, files, device), train_model(cfg, quiet)
     learn = phase_learner(cfg, dls, model, cfg.phases[0], run.path)      # builds (and checks) the first learner
-    state, t0 = _start(run, cfg, data, state, overwrite, quiet), time.time()
+    state, t0 = _start(run, cfg, data, files, state, overwrite, quiet), time.time()
     for i, phase in enumerate(cfg.phases):
         if i: learn = phase_learner(cfg, dls, model, phase, run.path)
         _train_phase(learn, cfg, phase, run, state, resume, quiet)

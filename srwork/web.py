@@ -19,8 +19,8 @@ from .upscaler import Upscaler
 from .inference import as_model, export_onnx, quantize_onnx, onnx_session, _round_up, _refuse_known
 
 # %% auto #0
-__all__ = ['ORT_WEB_VERSION', 'ORT_WEB_FILES', 'WEB_FILES', 'srwork_cache', 'ort_web_dist', 'web_asset', 'web_js', 'web_tile',
-           'export_web', 'web_server', 'serve_web']
+__all__ = ['ORT_WEB_VERSION', 'ORT_WEB_FILES', 'WEB_FILES', 'PAGE_FILES', 'PAGE_RUNTIME_FILES', 'srwork_cache', 'ort_web_dist',
+           'web_asset', 'web_js', 'web_tile', 'export_web', 'web_server', 'serve_web']
 
 # %% ../nbs/20_web.ipynb #6a38cfee
 ORT_WEB_VERSION = '1.30.0'
@@ -159,6 +159,7 @@ def export_web(model, # a model file (.safetensors, a published .pth, a trusted 
     out = Path(out).absolute()
     if out.exists() and not out.is_dir(): raise SRWorkError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite: raise SRWorkError(f"{out}: exists: pass `overwrite=True` to replace it", param='overwrite')
+    if out.is_dir() and any(out.iterdir()): _check_replaceable(out, model)
     if tile is not None: check_number('tile', tile, lo=1, integer=True)
     dist = ort_web_dist(ort)                                           # (before any slow work: it may need npm)
     tile = int(tile) if tile else web_tile(up)
@@ -190,6 +191,28 @@ def export_web(model, # a model file (.safetensors, a published .pth, a trusted 
               f"runtime {sum((out/'ort'/f).stat().st_size for f in ORT_WEB_FILES) / 1e6:.1f} MB)")
         print(f"serve it with any static web server, e.g. srwork serve-web {out}")
     return dict(out=out, config=config, files=files, bytes=size)
+PAGE_FILES = {'index.html', 'config.json', 'srwork-web.js', 'srwork-web.css', 'model.onnx', 'model.fp16.onnx', 'model.int8.onnx', 'alpha.onnx'}
+PAGE_RUNTIME_FILES = set(ORT_WEB_FILES) | {'package.json', 'LICENSE'}
+
+def _check_replaceable(out:Path, model):
+    "Refuse to replace folder `out` unless all it holds is a page `export_web` wrote: never the model's folder, the current one, or anyone's files."
+    real = out.resolve()
+    if isinstance(model, (str, Path)) and Path(model).resolve().is_relative_to(real):
+        raise SRWorkError(f"{out}: holds the model {model}: `overwrite` only replaces a page export-web wrote; choose another folder", param='out')
+    if Path.cwd().resolve().is_relative_to(real):
+        raise SRWorkError(f"{out}: is the current folder or holds it: `overwrite` only replaces a page export-web wrote; choose another folder", param='out')
+    strangers = [p.name for p in sorted(out.iterdir()) if not (p.name in PAGE_FILES and p.is_file() and not p.is_symlink())
+                 and not (p.name == 'ort' and p.is_dir() and not p.is_symlink())]
+    if (out/'ort').is_dir(): strangers += [f"ort/{p.name}" for p in sorted((out/'ort').iterdir()) if p.name not in PAGE_RUNTIME_FILES or not p.is_file()]
+    if not strangers and (out/'config.json').is_file():
+        try: strangers = [] if 'onnxruntimeWeb' in json.loads((out/'config.json').read_text()) else ['config.json']
+        except (ValueError, UnicodeDecodeError): strangers = ['config.json']
+    elif not strangers: strangers = ['(no config.json: not a page)']
+    if strangers:
+        shown = ', '.join(strangers[:4]) + (f" and {len(strangers) - 4} more" if len(strangers) > 4 else '')
+        raise SRWorkError(f"{out}: holds files export-web did not write ({shown}): `overwrite` only replaces an earlier page; "
+                          f"choose another folder", param='out')
+
 
 # %% ../nbs/20_web.ipynb #2a1ff965
 class _WebHandler(SimpleHTTPRequestHandler):

@@ -295,6 +295,8 @@ EDITS = {
     'bad_json': (lambda m: '{bad', 'the srwork description is not valid JSON'),
     'zero_std': (lambda m: m.update(norm_stats=[[[0, 0, 0], [0, 0, 0]]]), "'norm_stats' are not pairs"),
     'ragged_stats': (lambda m: m.update(norm_stats=[[1, 2]]), "'norm_stats' are not pairs"),
+    'millions_of_blocks': (lambda m: m['model'].update(num_block=30_000_000), 'the edsr config describes a model with more than'),
+    'deep_json': (lambda m: '[' * 200_000 + ']' * 200_000, 'the srwork description is JSON nested too deep'),
 }
 
 @pytest.mark.parametrize('case', list(EDITS))
@@ -305,6 +307,20 @@ def test_an_edited_model_file_is_one_clear_error(case, tmp_path):
     f = _edited(tmp_path, case, edit)
     with pytest.raises(SRWorkError) as e: load_model(f)
     assert str(e.value).startswith(f"{f}: ") and msg in str(e.value) and '\n' not in str(e.value), str(e.value)
+
+
+def test_quantised_weights_are_not_read_as_floats(tmp_path):
+    "Weights stored as int8 (a quantised file renamed, or damaged) would give an image far off: refused by name."
+    import torch
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    from srwork.core import SRWorkError
+    from srwork.inference import load_model
+    f = _edited(tmp_path, 'ok', lambda m: None)
+    with safe_open(str(f), 'pt') as h: meta = h.metadata()
+    tensors = {k: (v * 100).to(torch.int8) for k, v in load_file(f).items()}
+    save_file(tensors, tmp_path/'int8.safetensors', metadata=meta)
+    with pytest.raises(SRWorkError, match=r"int8.safetensors: .* is stored as int8 \(\d+ such tensors\): quantised weights"): load_model(tmp_path/'int8.safetensors')
 
 
 def test_an_edited_model_file_stops_the_batch_before_any_work(tmp_path):
@@ -475,3 +491,169 @@ def test_a_missing_spandrel_is_named_with_the_extra_to_install(tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, 'spandrel', None)             # as if it were not installed
     with pytest.raises(SRWorkError, match=r"compact\.pth: no srwork architecture fits .* pip install 'srwork\[spandrel\]'"):
         load_model(tmp_path/'compact.pth')
+
+
+def test_a_file_that_appears_after_planning_is_not_replaced(model, tmp_path, monkeypatch):
+    "Another run (or the user) writes an output while this run works: the no-overwrite promise holds at the moment of writing."
+    import srwork.inference as inference
+    p, out = tmp_path/'p', tmp_path/'out'
+    png(p/'a.png', 0); png(p/'b.png', 1)
+    load = inference.load_image
+    def load_while_someone_writes(path, *a, **k):
+        if Path(path).name == 'a.png': out.mkdir(exist_ok=True); (out/'a.png').write_bytes(b'the other run wrote this')
+        return load(path, *a, **k)
+    monkeypatch.setattr(inference, 'load_image', load_while_someone_writes)
+    r = srwork('upscale', p, '-m', model, '-o', out)
+    assert r.returncode == 1 and '1 upscaled, 1 failed' in r.stdout
+    assert f"{out/'a.png'}: exists (it appeared while this was being written): not replaced; pass --overwrite" in r.stderr, r.stderr
+    assert (out/'a.png').read_bytes() == b'the other run wrote this' and set(checksums(out)) == {'a.png', 'b.png'}
+
+
+def test_two_processes_into_one_folder_write_each_file_once(model, tmp_path):
+    "Two `srwork upscale` runs started together into the same -o: each output is written by one of them, the other says so."
+    p, out = tmp_path/'p', tmp_path/'out'
+    for i in range(6): png(p/f'{i}.png', i, size=(40, 30))
+    runs = [subprocess.Popen(SRWORK + ['upscale', str(p), '-m', str(model), '-o', str(out)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(r.wait(timeout=300), *r.communicate()) for r in runs]
+    done = [int(o.strip().splitlines()[-1].split(' upscaled')[0]) for _, o, _ in results]
+    assert sum(done) == 6, results
+    for rc, o, e in results:
+        assert rc == (0 if ' 0 failed' in o else 1) and all('exists' in line for line in e.strip().splitlines() if line), e
+    assert set(checksums(out)) == {f'{i}.png' for i in range(6)}
+
+
+def test_an_input_with_a_name_of_244_bytes(model, tmp_path):
+    "The temporary file beside the output must not be longer than the output's own name."
+    name = 'n' * 240 + '.png'
+    png(tmp_path/'p'/name, 0)
+    r = srwork('upscale', tmp_path/'p'/name, '-m', model, '-o', tmp_path/'out')
+    assert r.returncode == 0, r.stderr
+    assert set(checksums(tmp_path/'out')) == {name}
+
+
+def test_srwork_outputs_and_fifos_are_never_training_data(tmp_path):
+    "-o inside --data: neither this run's files nor another run's are read as images; a FIFO named pipe.png does not block."
+    import signal
+    from srwork.training import check_train_data
+    data = tmp_path/'data'
+    for i, name in enumerate(['a.png', 'b.png', 'mine/c.png']): png(data/name, i, size=(32, 32))
+    png(data/'old_run'/'curves.png', 7, size=(32, 32)); (data/'old_run'/'train_state.json').write_text('{}')
+    png(data/'new_run'/'samples.png', 8, size=(32, 32))                     # this run's folder, before its state exists
+    os.mkfifo(data/'pipe.png')
+    signal.alarm(60)                                                         # (a FIFO opened for reading would block forever)
+    try: files = check_train_data(data, 16, out=data/'new_run')
+    finally: signal.alarm(0)
+    assert sorted(str(f.relative_to(data)) for f in files) == ['a.png', 'b.png', 'mine/c.png']
+
+
+def test_threads_sharing_one_module(tmp_path):
+    "A server or a notebook's thread pool calls `upscale` on one module from several threads: every call gives the one-thread result, and the module keeps its weights, device and mode."
+    import threading, torch
+    import srwork.archs  # noqa: F401
+    from srwork.models import create_model
+    from srwork.inference import upscale
+    for name in ('span', 'swinir'):                                          # SPAN's convolutions differ in training mode
+        torch.manual_seed(0)
+        model = create_model(name, 'small', 2)                              # fresh: in training mode, no stored context
+        weights = {k: v.clone() for k, v in model.state_dict().items() if 'eval_conv' not in k}   # (SPAN derives those from the rest)
+        x = torch.rand(3, 40, 56)
+        results, errors = [], []
+        def call():
+            try: results.append(upscale(model, x, scale=2))
+            except Exception as e: errors.append(e)
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        assert not errors and len(results) == 4, errors
+        assert model.training and all(p.device.type == 'cpu' for p in model.state_dict().values())
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+        alone = upscale(model, x, scale=2)
+        assert all(torch.equal(r, alone) for r in results), name
+
+
+def test_a_run_inside_its_data_and_a_resume_on_changed_data(data, tmp_path):
+    "-o inside --data: the run's own files are not read back on --resume; an image added since the start is refused by name, not trained on with another split."
+    import shutil
+    d = tmp_path/'photos'; shutil.copytree(data, d)
+    r = srwork('train', '--data', d, *TINY, '--epochs', 1, '-q', '-o', d/'run')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (d/'run'/'curves.png').is_file()
+    png(d/'extra'/'new.png', 5, size=(120, 100))
+    before = checksums(d/'run')
+    r = srwork('train', '--data', d, *TINY, '--epochs', 1, '-q', '-o', d/'run', '--resume')
+    assert r.returncode == 1 and checksums(d/'run') == before
+    line, = r.stderr.strip().splitlines()
+    assert f"{d}: its images changed since this run started (1 new: extra/new.png)" in line and '--overwrite to start over' in line, line
+    shutil.rmtree(d/'extra')
+    r = srwork('train', '--data', d, *TINY, '--epochs', 1, '-o', d/'run', '--resume')      # its own curves.png is not new data
+    assert r.returncode == 0 and 'already done' in r.stdout, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize('bits,ext,alpha', [(8, 'png', False), (16, 'png', False), (16, 'png', True), (8, 'tif', False), (16, 'tif', False), (16, 'tif', True)])
+def test_a_colour_profile_survives_upscaling(model, tmp_path, bits, ext, alpha):
+    "PNG and TIFF inputs with an ICC profile, 8 and 16 bits, with and without alpha: the output carries the same profile (read back by Pillow)."
+    import zlib, cv2, tifffile
+    from PIL import ImageCms
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
+    rng = np.random.RandomState(0)
+    a = rng.randint(0, 256 if bits == 8 else 65536, (20, 24, 4 if alpha else 3)).astype(np.uint8 if bits == 8 else np.uint16)
+    src = tmp_path/'in'/f'photo.{ext}'; src.parent.mkdir()
+    if ext == 'tif': tifffile.imwrite(src, a, photometric='rgb', extrasamples=('unassalpha',) if alpha else None, extratags=[(34675, 7, len(icc), icc, True)])
+    elif bits == 8: Image.fromarray(a).save(src, icc_profile=icc)
+    else:                                                                   # (Pillow can't write 16-bit colour: OpenCV, plus an iCCP chunk)
+        png = cv2.imencode('.png', a[..., [2, 1, 0, 3][:a.shape[2]]])[1].tobytes()
+        body = b'sRGB\0\0' + zlib.compress(icc)
+        src.write_bytes(png[:33] + len(body).to_bytes(4, 'big') + b'iCCP' + body + zlib.crc32(b'iCCP' + body).to_bytes(4, 'big') + png[33:])
+    assert Image.open(src).info.get('icc_profile') == icc
+    r = srwork('upscale', src, '-m', model, '-o', tmp_path/'out')
+    assert r.returncode == 0, r.stderr
+    out = tmp_path/'out'/src.name
+    assert Image.open(out).info.get('icc_profile') == icc
+    got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert got.dtype == a.dtype and got.shape == (40, 48, a.shape[2])
+
+
+def test_a_format_without_colour_profiles_says_so(model, tmp_path):
+    from PIL import ImageCms
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
+    src = tmp_path/'photo.png'; Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(src, icc_profile=icc)
+    r = srwork('upscale', src, '-m', model, '-o', tmp_path/'out', '--ext', 'bmp')
+    assert r.returncode == 0 and "BMP cannot hold the image's colour profile (588 bytes): written without it" in r.stderr, r.stderr
+
+
+def test_alpha_is_kept_or_the_file_refused(model, tmp_path):
+    "A 16-bit grey+alpha PNG comes back 16-bit grey+alpha (PNG colour type 4); alpha into BMP (read back as RGB by Pillow and most readers) is one line, exit 1, no file."
+    import cv2
+    la = np.random.RandomState(0).randint(0, 65536, (10, 12, 2)).astype(np.uint16)
+    src = tmp_path/'in'/'la16.png'; src.parent.mkdir()
+    from srwork.core import save_image, ImageMeta
+    save_image(la, src, like=ImageMeta(mode='LA', bits=16, grey=True))
+    head = src.read_bytes()[24:26]
+    assert head == bytes([16, 4])                                            # 16 bits, grey+alpha
+    r = srwork('upscale', src, '-m', model, '-o', tmp_path/'out')
+    assert r.returncode == 0, r.stderr
+    out = tmp_path/'out'/'la16.png'
+    assert out.read_bytes()[24:26] == bytes([16, 4])
+    back = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)                      # BGRA, grey in B=G=R
+    assert back.dtype == np.uint16 and back.shape == (20, 24, 4) and (back[..., 0] == back[..., 2]).all()
+    rgba = tmp_path/'rgba.png'; Image.fromarray(np.zeros((10, 12, 4), np.uint8), 'RGBA').save(rgba)
+    r = srwork('upscale', rgba, '-m', model, '-o', tmp_path/'bmp', '--ext', 'bmp')
+    assert r.returncode == 1 and 'BMP cannot store an alpha channel' in r.stderr and not (tmp_path/'bmp'/'rgba.bmp').exists(), r.stderr
+
+
+def test_a_solid_colour_image_gives_a_solid_colour(tmp_path):
+    "A flat output of a flat input is right (a model that is its bicubic skip at first, say): a solid red image and a 1x1 pixel come back upscaled, not refused."
+    import torch, torch.nn as nn, torch.nn.functional as F
+    from srwork.inference import upscale
+    class Nearest(nn.Module):                                                  # (an identity 1x1 convolution, then nearest x2)
+        def __init__(self):
+            super().__init__(); self.conv = nn.Conv2d(3, 3, 1)
+            with torch.no_grad(): self.conv.weight.copy_(torch.eye(3)[..., None, None]); self.conv.bias.zero_()
+        def forward(self, x): return F.interpolate(self.conv(x), scale_factor=2, mode='nearest')
+    for size in ((64, 48), (1, 1)):
+        red = Image.new('RGB', size, (255, 0, 0))
+        out = upscale(Nearest(), red, scale=2)
+        assert out.size == (size[0] * 2, size[1] * 2) and set(out.getdata()) == {(255, 0, 0)}
+    with pytest.raises(Exception, match="the model's output is flat"):                 # a flat output of an image that is not
+        upscale(nn.Sequential(Nearest(), nn.Hardtanh(0.5, 0.5 + 1e-9)), torch.rand(3, 8, 8), scale=2)

@@ -266,3 +266,28 @@ def test_an_architecture_without_a_page_and_a_failed_check_name_the_model_and_th
     with pytest.raises(SRWorkError, match='nothing was written$'): web.export_web(model, tmp_path/'new', quiet=True)
     assert sorted(p.name for p in exp['out'].iterdir()) == before and not (tmp_path/'new').exists()
     assert not [p for p in exp['out'].parent.iterdir() if '.tmp-' in p.name] and not [p for p in tmp_path.iterdir() if '.tmp-' in p.name]
+
+
+def test_overwrite_replaces_an_earlier_page_and_nothing_else(edsr_page, tmp_path, srwork_refusals, monkeypatch):
+    "--overwrite never deletes the model's folder, the current folder or a user's files: each refused in one line, every byte kept; an earlier page is replaced."
+    import hashlib
+    model, exp = edsr_page
+    def snapshot(d): return {p.relative_to(d): hashlib.sha256(p.read_bytes()).hexdigest() for p in d.rglob('*') if p.is_file()}
+    project = tmp_path/'project'; project.mkdir()
+    shutil.copy(model, project/'model.safetensors'); (project/'notes.txt').write_text('my notes')
+    here = tmp_path/'here'; here.mkdir(); (here/'photo.png').write_bytes(b'not really')
+    mixed = tmp_path/'mixed'; shutil.copytree(exp['out'], mixed); (mixed/'ort'/'mine.js').write_text('// mine')
+    before = {d: snapshot(d) for d in (project, here, mixed)}
+    monkeypatch.chdir(here)
+    runs = [(['export-web', project/'model.safetensors', '-o', project, '--overwrite'], project/'index.html'),
+            (['export-web', model, '-o', '.', '--overwrite'], here/'index.html'),
+            (['export-web', model, '-o', mixed, '--overwrite'], mixed/'unused')]
+    msgs = ['holds the model', 'is the current folder', 'holds files export-web did not write (ort/mine.js)']
+    for msg, (rc, err, written) in zip(msgs, srwork_refusals(runs)):
+        assert rc == 1 and len(err.strip().splitlines()) == 1 and msg in err and '--overwrite only replaces' in err, (msg, err)
+        assert not written
+    assert {d: snapshot(d) for d in before} == before
+    page = tmp_path/'page'; shutil.copytree(exp['out'], page); (page/'index.html').write_text('an older page')
+    from srwork.web import export_web
+    export_web(model, page, overwrite=True, quiet=True)
+    assert (page/'index.html').read_text() != 'an older page' and (page/'model.onnx').is_file()
