@@ -71,8 +71,13 @@ def evaluate(upscaler, source, scale:int, y_channel:bool=True, crop_border:int=N
     name, files = _image_list(source)
     up = as_upscaler(upscaler, scale, tile)
     crop = scale if crop_border is None else crop_border
-    rows = []
+    rows, too_small, need = [], [], 2 * crop + 11                  # (SSIM's 11x11 window inside the cropped border)
     for f in files:
+        from PIL import Image
+        with Image.open(f) as im: w, h = (d // scale * scale for d in im.size)     # (the HR crop, before any resize)
+        if min(w, h) < need:
+            too_small.append(f"{f}: {w}x{h} after cropping to a multiple of {scale}, too small to measure at x{scale} (needs {need}x{need})")
+            continue
         hr, lr, grey = benchmark_pair(f, scale)
         t = time.perf_counter()
         sr = up(lr).detach().float().cpu().as_subclass(torch.Tensor)
@@ -84,10 +89,11 @@ def evaluate(upscaler, source, scale:int, y_channel:bool=True, crop_border:int=N
         rows.append(dict(image=f.name, psnr=psnr(sr, hr, crop, y_channel), ssim=ssim(sr, hr, crop, y_channel),
                          width=hr.shape[-1], height=hr.shape[-2], seconds=secs))
         if progress: print(f"{name} x{scale} {f.name}: {rows[-1]['psnr']:.2f} dB")
+    if not rows: raise SRWorkError(f"{name}: no image large enough to measure at x{scale}: {too_small[0]}")
     df = pd.DataFrame(rows)
     mean = dict(image='mean', psnr=df.psnr.mean(), ssim=df.ssim.mean(), width=np.nan, height=np.nan, seconds=df.seconds.sum())
     df = pd.concat([df, pd.DataFrame([mean])], ignore_index=True)
-    df.attrs.update(dataset=name, scale=scale, channel='Y (BT.601)' if y_channel else 'RGB', crop_border=crop)
+    df.attrs.update(dataset=name, scale=scale, channel='Y (BT.601)' if y_channel else 'RGB', crop_border=crop, too_small=too_small)
     return df
 
 # %% ../nbs/19_benchmark.ipynb #3307d1d3
@@ -102,8 +108,10 @@ def benchmark_table(upscalers:dict, datasets, scales=(2, 3, 4), y_channel:bool=T
             for uname, up in upscalers.items():
                 u = up.get(s) if isinstance(up, dict) else up
                 if u is None: continue
-                try: res = evaluate(u, src, s, y_channel).iloc[-1]
+                try: ev = evaluate(u, src, s, y_channel)
                 except ScaleError as e: skipped.append(f"{uname} x{s}: {e}"); continue     # a fixed-scale model asked for another scale
+                res = ev.iloc[-1]
+                skipped += [f"x{s}: {why}" for why in ev.attrs['too_small']]               # (images too small for this scale: named)
                 for m in metrics: data.setdefault(uname, {})[(dname, f"x{s}", m)] = res[m]
     df = pd.DataFrame.from_dict(data, orient='index').reindex(index=list(upscalers), columns=pd.MultiIndex.from_tuples(cols))
     df.attrs['note'] = (f"PSNR (dB) / SSIM on the {'Y channel (BT.601)' if y_channel else 'RGB channels'}, 8-bit, "

@@ -246,6 +246,16 @@ def _arguments(cmd:Command, kwargs:dict) -> dict:
     return cmd.prepare(kwargs)
 
 # %% ../nbs/90_cli.ipynb #d615a53a
+@contextmanager
+def _terminate_as_interrupt():
+    "Within: SIGTERM (what a scheduler, `kill` or `docker stop` sends) is Ctrl-C: a run saves its checkpoint and says so."
+    import signal, threading
+    if threading.current_thread() is not threading.main_thread(): yield; return      # (only the main thread may set handlers)
+    def interrupt(signum, frame): raise KeyboardInterrupt
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
 def main(argv=None) -> int:
     "Entry point of the `srwork` program; returns the exit code."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -266,7 +276,7 @@ def main(argv=None) -> int:
     try:
         from srwork.models import load_plugins
         load_plugins()
-        with speaking_flags(table): return cmd.exit_code(func(**_arguments(cmd, kwargs)))
+        with speaking_flags(table), _terminate_as_interrupt(): return cmd.exit_code(func(**_arguments(cmd, kwargs)))
     except SRWorkError as e:
         print(f"{_who()}: error: {as_flags(str(e), table)}", file=sys.stderr)
         return 1

@@ -192,17 +192,30 @@ def _resolve_crappifier(crappifier, scale) -> Crappifier:
 
 # %% ../nbs/02_data.ipynb #470aa381
 def lr_matcher(lr_folder, scale:int):
-    "`f(hr_path) -> lr_path` for DIV2K-style folders: `0001.png` matches `0001.png` or `0001x2.png` anywhere under `lr_folder`."
+    "`f(hr_path) -> lr_path` for DIV2K-style folders: `0001.png` matches `0001.png` or `0001x2.png` under `lr_folder`; where one name sits in several sub-folders, the one whose folders match the HR image's (an `X2` level aside)."
     lr_folder = Path(lr_folder)
     if not lr_folder.is_dir(): raise SRWorkError(f"{lr_folder}: LR folder not found")
     index = {}
     for p in find_images(lr_folder):
-        index.setdefault(p.stem, p)
-        if p.stem.lower().endswith(f'x{scale}'): index[p.stem[:-len(f'x{scale}')]] = p
+        stem = p.stem[:-len(f'x{scale}')] if p.stem.lower().endswith(f'x{scale}') else p.stem
+        index.setdefault(stem, []).append(p)
+    def folders(p:Path, root:Path=None) -> list[str]:
+        parts = p.parent.relative_to(root).parts if root else p.parent.parts
+        return [d.lower() for d in parts if d.lower() != f'x{scale}']
+    def shared(a:list, b:list) -> int:           # how many folder names the two paths share, from the file up
+        n = 0
+        while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]: n += 1
+        return n
     def match(hr):
         hr = Path(hr)
-        if hr.stem not in index: raise SRWorkError(f"{hr}: no matching LR image ({hr.stem}{hr.suffix} or {hr.stem}x{scale}{hr.suffix}) under {lr_folder}")
-        return index[hr.stem]
+        found = index.get(hr.stem, [])
+        if not found: raise SRWorkError(f"{hr}: no matching LR image ({hr.stem}{hr.suffix} or {hr.stem}x{scale}{hr.suffix}) under {lr_folder}")
+        if len(found) == 1: return found[0]
+        score = {p: shared(folders(p, lr_folder), folders(hr)) for p in found}
+        winners = [p for p in found if score[p] == max(score.values())]
+        if len(winners) > 1: raise SRWorkError(f"{hr}: {len(winners)} LR images under {lr_folder} match it equally "
+                                               f"({', '.join(str(p) for p in winners[:3])}): give each pair the same sub-folders")
+        return winners[0]
     return match
 
 # %% ../nbs/02_data.ipynb #f30cc496

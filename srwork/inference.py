@@ -268,12 +268,18 @@ def _model_lock(model):
 def upscale(model, image, tile:int|None=None, tile_pad:int|None=None, batch_size:int|None=None, device=None, dtype=None,
             alpha:str='bicubic', blend:str='crop', progress:bool=False, warmup:bool=False, scale:int=None,
             trust:bool=False, max_memory=None):
-    "Upscale `image` (path, PIL, array or tensor) with `model` (Learner, nn.Module, Upscaler or model file); same kind out. Tiles: see `plan_tiles`."
+    "Upscale `image` (path, PIL, array or tensor) with `model` (Learner, nn.Module, Upscaler or model file); same kind out. Tiles: see `plan_tiles`. A module in half precision computes in float32 (`dtype` asks for low precision) and is given back as it was."
     with _model_lock(model):
         callers = (model.model if hasattr(model, 'dls') else model) if not isinstance(model, (str, Path, Upscaler)) else None
         if not isinstance(callers, nn.Module): callers = None       # a caller's Learner or module goes back to its device and modes
         modes = {m: m.training for m in callers.modules()} if callers is not None else {}
         home = next(callers.parameters(), torch.empty(0)).device if callers is not None else None
+        if home is not None and home.type == 'meta':
+            raise SRWorkError("the model's weights are on the meta device (built without data): load them first (load_model, or "
+                              "`to_empty(device='cpu')` then `load_state_dict`)", param='model')
+        if isinstance(image, torch.Tensor) and image.device.type == 'meta': raise SRWorkError("the image tensor is on the meta device: it holds no pixels", param='image')
+        low = {p.dtype for p in callers.parameters() if p.dtype in (torch.float16, torch.bfloat16)} if callers is not None else set()
+        if low: callers.float()                                   # (every half value is exact in float32: given back unchanged)
         _check_tiling(tile, tile_pad, batch_size)
         device = resolve_device(device)
         up = as_model(model, scale, trust)
@@ -281,6 +287,7 @@ def upscale(model, image, tile:int|None=None, tile_pad:int|None=None, batch_size
         finally:
             if callers is not None:
                 callers.to(home)
+                if low: callers.to(low.pop())
                 for m, training in modes.items(): m.training = training
 
 def _upscale(up:Upscaler, image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup, max_memory):

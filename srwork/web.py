@@ -154,13 +154,14 @@ def export_web(model, # a model file (.safetensors, a published .pth, a trusted 
                quiet:bool=False, # print nothing
               ) -> dict:
     "Write a static web page that upscales images in the browser with `model` into folder `out`; returns its files and size."
+    if tile is not None: check_number('tile', tile, lo=1, integer=True)
+    if max_pixels is not None: check_number('max_pixels', max_pixels, lo=1, integer=True)
     up = as_model(model, trust=trust).to('cpu').eval()
     _refuse_known(up, True, model if isinstance(model, (str, Path)) else type(up.model).__name__)   # (before any slow work)
     out = Path(out).absolute()
     if out.exists() and not out.is_dir(): raise SRWorkError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite: raise SRWorkError(f"{out}: exists: pass `overwrite=True` to replace it", param='overwrite')
     if out.is_dir() and any(out.iterdir()): _check_replaceable(out, model)
-    if tile is not None: check_number('tile', tile, lo=1, integer=True)
     dist = ort_web_dist(ort)                                           # (before any slow work: it may need npm)
     tile = int(tile) if tile else web_tile(up)
     max_pixels = int(max_pixels or 64e6 // up.scale ** 2)
@@ -215,14 +216,36 @@ def _check_replaceable(out:Path, model):
 
 
 # %% ../nbs/20_web.ipynb #2a1ff965
+_LOOPBACK = frozenset({'localhost', '127.0.0.1', '::1'})
+
+def _host_name(header:str) -> str:
+    "The host of a `Host` header (`name:port`, `[v6]:port`), lower case."
+    h = header.strip().lower()
+    if h.startswith('['): return h[1:h.find(']')] if ']' in h else h
+    return h.rsplit(':', 1)[0] if h.count(':') == 1 else h
+
 class _WebHandler(SimpleHTTPRequestHandler):
-    "Static files with WebAssembly/JavaScript types, cross-origin isolation and no caching; `extra` maps URL paths to other files."
+    """Static files with WebAssembly/JavaScript types, cross-origin isolation and no caching; `extra` maps URL paths to other files.
+    Only regular files under the folder's real path (no links out of it, no listings, no FIFOs), only the `Host` names of
+    `allowed_hosts` (a DNS-rebinding page names its own), and an idle connection is closed after `timeout` seconds."""
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, '.js': 'text/javascript', '.mjs': 'text/javascript',
                       '.wasm': 'application/wasm', '.json': 'application/json', '.onnx': 'application/octet-stream'}
     extra: dict = {}
+    allowed_hosts: frozenset|None = _LOOPBACK
+    timeout = 30
     def translate_path(self, path):
         p = path.split('?', 1)[0].split('#', 1)[0]
-        return str(self.extra[p]) if p in self.extra else super().translate_path(path)
+        if p in self.extra: return str(self.extra[p])
+        root, full = os.path.realpath(self.directory), os.path.realpath(super().translate_path(path))
+        return full if full == root or full.startswith(root + os.sep) else os.path.join(root, '.not-in-this-folder')
+    def send_head(self):
+        if self.allowed_hosts is not None and _host_name(self.headers.get('Host', '')) not in self.allowed_hosts:
+            self.send_error(403, "Host not served: this server answers requests for localhost only"); return None
+        path = self.translate_path(self.path)
+        target = os.path.join(path, 'index.html') if os.path.isdir(path) else path
+        if not os.path.isfile(target): self.send_error(404, "File not found"); return None   # (no listings, no FIFOs, no links out)
+        return super().send_head()
+    def list_directory(self, path): self.send_error(404, "File not found"); return None
     def end_headers(self):
         self.send_header('Cross-Origin-Opener-Policy', 'same-origin')
         self.send_header('Cross-Origin-Embedder-Policy', 'require-corp')
@@ -235,7 +258,7 @@ class _WebServer(ThreadingHTTPServer):
     daemon_threads = True
     def handle_error(self, request, client_address):
         import sys
-        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)): return     # a visitor who went away: no traceback
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, TimeoutError)): return     # a visitor who went away or went idle: no traceback
         super().handle_error(request, client_address)
 
 # %% ../nbs/20_web.ipynb #f699c1d8
@@ -243,7 +266,9 @@ def web_server(folder, port:int=0, host:str='127.0.0.1', extra:dict=None) -> Thr
     "A started server of `folder` on a background thread (`port` 0: a free one; `.server_port` says which); `extra`: {'/url/path': file}."
     folder = Path(folder)
     if not (folder/'index.html').is_file(): raise SRWorkError(f"{folder}: no index.html here (export one with srwork export-web)")
-    handler = type('Handler', (_WebHandler,), {'extra': {k: Path(v) for k, v in (extra or {}).items()}})
+    check_number('port', port, lo=0, hi=65535, integer=True)
+    handler = type('Handler', (_WebHandler,), {'extra': {k: Path(v) for k, v in (extra or {}).items()},
+                                               'allowed_hosts': _LOOPBACK if host in _LOOPBACK else None})   # (bound elsewhere on purpose: any name)
     try: server = _WebServer((host, port), partial(handler, directory=str(folder)))
     except OSError as e: raise SRWorkError(f"{host}:{port}: can't serve there: {e.strerror or e} (`port` chooses another)", param='port') from None
     threading.Thread(target=server.serve_forever, daemon=True).start()

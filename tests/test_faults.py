@@ -657,3 +657,61 @@ def test_a_solid_colour_image_gives_a_solid_colour(tmp_path):
         assert out.size == (size[0] * 2, size[1] * 2) and set(out.getdata()) == {(255, 0, 0)}
     with pytest.raises(Exception, match="the model's output is flat"):                 # a flat output of an image that is not
         upscale(nn.Sequential(Nearest(), nn.Hardtanh(0.5, 0.5 + 1e-9)), torch.rand(3, 8, 8), scale=2)
+
+
+def test_sigterm_during_training_saves_like_ctrl_c(data, tmp_path):
+    "What a scheduler or `docker stop` sends: the run saves its checkpoint, says how to resume, exits 130, no traceback."
+    import signal, time, torch
+    out = tmp_path/'run'
+    p = subprocess.Popen(SRWORK + [str(a) for a in ['train', '--data', data, *TINY, '--epochs', 200, '-o', out]],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (out/'checkpoint_train.pth').exists():
+        assert p.poll() is None and time.time() - t0 < 300, p.communicate()[1][-2000:]
+        time.sleep(0.05)
+    saved = (out/'checkpoint_train.pth').stat().st_mtime_ns
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and 'Traceback' not in err, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith('srwork: interrupted') and '--resume' in err.strip().splitlines()[-1], err[-2000:]
+    assert (out/'checkpoint_train.pth').stat().st_mtime_ns > saved                         # saved at the signal, not only at an epoch's end
+    assert torch.load(out/'checkpoint_train.pth', weights_only=False)['epoch'] >= 0
+
+
+def test_bench_names_images_too_small_for_a_scale(tmp_path):
+    "A 2x2 image among others at x4: measured without it, and named; alone: one line, exit 1 (it was a ZeroDivisionError traceback)."
+    png(tmp_path/'mixed'/'tiny.png', 0, size=(2, 2)); png(tmp_path/'mixed'/'ok.png', 1, size=(40, 40))
+    r = srwork('bench', '--data', tmp_path/'mixed', '--scale', 4)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"no result for x4: {tmp_path/'mixed'/'tiny.png'}: 0x0 after cropping to a multiple of 4, too small to measure at x4 (needs 19x19)" in r.stdout
+    png(tmp_path/'alone'/'tiny.png', 0, size=(2, 2))
+    r = srwork('bench', '--data', tmp_path/'alone', '--scale', 4)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and 'no image large enough to measure at x4' in r.stderr, r.stderr
+
+
+def test_paired_folders_pair_by_sub_folder_not_by_name_alone(tmp_path):
+    "HR x/a.png and y/a.png with LR X2/x/ax2.png and X2/y/ax2.png: each pairs with its own; a tie is one line naming both."
+    from srwork.core import SRWorkError
+    from srwork.data import lr_matcher
+    for p in ['hr/x/a.png', 'hr/y/a.png', 'lr/X2/x/ax2.png', 'lr/X2/y/ax2.png', 'lr2/p/c.png', 'lr2/q/c.png']: png(tmp_path/p, 0, size=(4, 4))
+    match = lr_matcher(tmp_path/'lr', 2)
+    assert match(tmp_path/'hr'/'x'/'a.png') == tmp_path/'lr'/'X2'/'x'/'ax2.png'
+    assert match(tmp_path/'hr'/'y'/'a.png') == tmp_path/'lr'/'X2'/'y'/'ax2.png'
+    with pytest.raises(SRWorkError, match=r"c.png: 2 LR images under .*lr2 match it equally"): lr_matcher(tmp_path/'lr2', 2)(tmp_path/'hr'/'c.png')
+
+
+def test_api_meta_and_half_precision_inputs():
+    "A tensor or model on the meta device: one line saying what to do; a model.half() on a CPU: upscaled in float32 and given back in half, unchanged."
+    import torch
+    from srwork.core import SRWorkError
+    from srwork.edsr import edsr
+    from srwork.inference import upscale
+    with pytest.raises(SRWorkError, match='the image tensor is on the meta device'): upscale(edsr('small', 2), torch.rand(3, 8, 8, device='meta'), scale=2)
+    with pytest.raises(SRWorkError, match="the model's weights are on the meta device .* load them first"): upscale(edsr('small', 2).to('meta'), torch.rand(3, 8, 8), scale=2)
+    half = edsr('small', 2).half()
+    before = {k: v.clone() for k, v in half.state_dict().items()}
+    x = torch.rand(3, 8, 8)
+    out = upscale(half, x, scale=2)
+    assert all(v.dtype == before[k].dtype and torch.equal(v, before[k]) for k, v in half.state_dict().items())
+    import copy
+    assert torch.equal(out, upscale(copy.deepcopy(half).float(), x, scale=2))       # (the same numbers as a float32 copy gives)

@@ -291,3 +291,33 @@ def test_overwrite_replaces_an_earlier_page_and_nothing_else(edsr_page, tmp_path
     from srwork.web import export_web
     export_web(model, page, overwrite=True, quiet=True)
     assert (page/'index.html').read_text() != 'an older page' and (page/'model.onnx').is_file()
+
+
+def test_the_server_serves_the_page_and_nothing_else(edsr_page, tmp_path, monkeypatch, srwork_refusals):
+    "serve-web: regular files under the folder's real path only (no links out, listings or FIFOs), localhost Host names only, idle connections closed, bad ports one line."
+    import http.client, os, socket, time
+    import srwork.web as web
+    _, exp = edsr_page
+    page = tmp_path/'page'; shutil.copytree(exp['out'], page)
+    secret = tmp_path/'secret.txt'; secret.write_text('not for the page')
+    os.symlink(secret, page/'linked.txt'); (page/'sub').mkdir(); (page/'sub'/'a.txt').write_text('x'); os.mkfifo(page/'pipe.js')
+    monkeypatch.setattr(web._WebHandler, 'timeout', 1)
+    server = web.web_server(page)
+    port = server.server_port
+    def get(path, host=f'127.0.0.1:{port}'):
+        c = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+        c.request('GET', path, headers={'Host': host}); r = c.getresponse(); r.read(); c.close()
+        return r.status
+    try:
+        assert [get(p) for p in ('/', '/index.html', '/config.json')] == [200, 200, 200]
+        assert [get(p) for p in ('/linked.txt', '/sub/', '/pipe.js', '/../secret.txt', '/%2e%2e/secret.txt')] == [404] * 5
+        assert get('/', f'localhost:{port}') == 200 and get('/', f'rebound.example:{port}') == 403
+        idle = [socket.create_connection(('127.0.0.1', port)) for _ in range(20)]
+        time.sleep(2.5)
+        for s in idle: s.settimeout(5); assert s.recv(1) == b''; s.close()       # closed by the server
+    finally: server.shutdown(); server.server_close()
+    runs = [(['serve-web', page, '--port', '-1'], tmp_path/'unused'), (['serve-web', page, '--port', '99999'], tmp_path/'unused'),
+            (['export-web', tmp_path/'m.safetensors', '-o', tmp_path/'x', '--max-pixels', '-5'], tmp_path/'x')]
+    for msg, (rc, err, written) in zip(['--port must be a whole number at least 0 and at most 65535, not -1', 'not 99999',
+                                         '--max-pixels must be a whole number at least 1, not -5'], srwork_refusals(runs)):
+        assert rc == 1 and len(err.strip().splitlines()) == 1 and msg in err and not written, (msg, err)
