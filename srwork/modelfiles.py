@@ -41,8 +41,8 @@ def _read_safetensors(p:Path) -> tuple[dict, str|None]:
     try:
         with safe_open(str(p), framework='pt') as f: tensors, raw = {k: f.get_tensor(k) for k in f.keys()}, (f.metadata() or {}).get('srwork')
     except Exception as e: raise SRWorkError(f"{p}: not a readable safetensors file ({type(e).__name__}: {e})") from None
-    small_ints = [k for k, v in tensors.items() if v.dtype in (torch.int8, torch.uint8, torch.int16)]
-    if small_ints:                                    # (indices and counters are int64; weights of 8 or 16-bit integers are quantised)
+    small_ints = [k for k, v in tensors.items() if v.dtype in (torch.int8, torch.uint8, torch.int16) and k.endswith(('weight', 'bias'))]
+    if small_ints:                                    # (weights and biases of 8 or 16-bit integers are quantised; a uint8 buffer of metadata is not)
         raise SRWorkError(f"{p}: {small_ints[0]} is stored as {str(tensors[small_ints[0]].dtype)[6:]} ({len(small_ints)} such tensors): "
                           "quantised weights, which srwork would read as if they were float weights; use the float model file")
     return tensors, raw
