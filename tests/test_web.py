@@ -321,3 +321,17 @@ def test_the_server_serves_the_page_and_nothing_else(edsr_page, tmp_path, monkey
     for msg, (rc, err, written) in zip(['--port must be a whole number at least 0 and at most 65535, not -1', 'not 99999',
                                          '--max-pixels must be a whole number at least 1, not -5'], srwork_refusals(runs)):
         assert rc == 1 and len(err.strip().splitlines()) == 1 and msg in err and not written, (msg, err)
+
+
+def test_the_pages_url_parameters_are_checked(edsr_page, browser, photos, tmp_path):
+    "?tile=-8 made the tab allocate gigabytes, ?input=100%.png threw an uncaught URIError: each bad parameter is the error state, a name with % works."
+    from srwork._browser import browser_upscale
+    _, exp = edsr_page
+    odd = tmp_path/'100%.png'; shutil.copy(photos/'photo.png', odd)
+    r = browser_upscale(exp['out'], odd, browser=browser)
+    assert r['state'] == 'done', r['error']
+    for query, msg in (('tile=-8', '?tile=-8: must be 0 (the whole image) or a whole number from 8 to 4096'),
+                       ('tile=1e9', '?tile=1e9: must be 0'), ('threads=-1', '?threads=-1: must be a whole number from 1 to 64'),
+                       ('backend=cuda', '?backend=cuda: must be auto, wasm or webgpu')):
+        r = browser_upscale(exp['out'], photos/'photo.png', query=query, browser=browser, timeout=120)
+        assert r['state'] == 'error' and r['error'].startswith(msg), (query, r['error'])

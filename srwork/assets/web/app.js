@@ -29,10 +29,28 @@ async function session(variant) {
   return sessions[variant];
 }
 
+function queryProblem(config) {
+  // what is wrong with the page's URL parameters, or '': each one checked before it is used
+  const whole = (v, lo, hi) => /^\d+$/.test(v) && Number(v) >= lo && Number(v) <= hi, least = Math.max(config.multiple || 1, 8);
+  const tile = params.get('tile'), threads = params.get('threads'), backend = params.get('backend');
+  if (tile !== null && tile !== '0' && !whole(tile, least, 4096)) return `?tile=${tile}: must be 0 (the whole image) or a whole number from ${least} to 4096`;
+  if (threads !== null && !whole(threads, 1, 64)) return `?threads=${threads}: must be a whole number from 1 to 64`;
+  if (backend !== null && !['auto', 'wasm', 'webgpu'].includes(backend)) return `?backend=${backend}: must be auto, wasm or webgpu`;
+  return '';
+}
+
+function fileName(url) {
+  // the last part of an input URL, decoded where it can be (a name like 100%.png is not percent-encoding)
+  const last = url.split('/').pop().split('?')[0];
+  try { return decodeURIComponent(last) || 'input'; } catch (e) { return last || 'input'; }
+}
+
 async function loadModel() {
   state('loading');
   try {
     config = await (await fetch('config.json')).json();
+    const problem = queryProblem(config);
+    if (problem) { fail(problem); return false; }
     ort.env.wasm.wasmPaths = new URL('ort/', location.href).href;
     if (params.get('threads')) ort.env.wasm.numThreads = Number(params.get('threads'));
     const variant = params.get('variant') || config.defaultVariant;
@@ -109,7 +127,7 @@ async function main() {
   if (!(await loadModel())) return;
   const input = params.get('input');
   if (input) {                           // scripted: ?input=URL runs without a click
-    lastName = decodeURIComponent(input.split('/').pop().split('?')[0]) || 'input';
+    lastName = fileName(input);
     try {
       const r = await fetch(input);
       if (!r.ok) throw new Error(`${lastName}: could not be fetched (HTTP ${r.status})`);
