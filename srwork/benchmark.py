@@ -72,8 +72,8 @@ def evaluate(upscaler, source, scale:int, y_channel:bool=True, crop_border:int=N
     up = as_upscaler(upscaler, scale, tile)
     crop = scale if crop_border is None else crop_border
     rows, too_small, need = [], [], 2 * crop + 11                  # (SSIM's 11x11 window inside the cropped border)
+    from PIL import Image
     for f in files:
-        from PIL import Image
         with Image.open(f) as im: w, h = (d // scale * scale for d in im.size)     # (the HR crop, before any resize)
         if min(w, h) < need:
             too_small.append(f"{f}: {w}x{h} after cropping to a multiple of {scale}, too small to measure at x{scale} (needs {need}x{need})")

@@ -448,11 +448,15 @@ def _levels_hwc(t:torch.Tensor, alpha:torch.Tensor|None, meta:ImageMeta, bits:in
     return to_uint(chans.permute(1, 2, 0), bits)
 
 # %% ../nbs/00_core.ipynb #98b9b7dd
+def _png_chunk(kind:bytes, body:bytes) -> bytes:
+    "A PNG chunk: length, type, data, CRC."
+    import zlib
+    return len(body).to_bytes(4, 'big') + kind + body + zlib.crc32(kind + body).to_bytes(4, 'big')
+
 def _png_with_icc(png:bytes, icc:bytes) -> bytes:
     "`png` (OpenCV's 16-bit encoding, which has no colour profile) with an iCCP chunk holding `icc` right after its IHDR."
     import zlib
-    body = b'ICC profile\0\0' + zlib.compress(icc)                     # name, NUL, compression method 0 (zlib)
-    chunk = len(body).to_bytes(4, 'big') + b'iCCP' + body + zlib.crc32(b'iCCP' + body).to_bytes(4, 'big')
+    chunk = _png_chunk(b'iCCP', b'ICC profile\0\0' + zlib.compress(icc))   # name, NUL, compression method 0 (zlib)
     end_of_ihdr = 8 + 8 + int.from_bytes(png[8:12], 'big') + 4          # signature, IHDR's length/type, data, CRC
     return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
 
@@ -468,11 +472,10 @@ def _tiff16(a:np.ndarray, icc:bytes|None=None) -> bytes:
 def _png16_grey_alpha(a:np.ndarray, icc:bytes|None=None) -> bytes:
     "A 16-bit grey+alpha PNG (colour type 4) of (H, W, 2) levels, which neither Pillow nor OpenCV writes."
     import zlib
-    def chunk(kind:bytes, body:bytes): return len(body).to_bytes(4, 'big') + kind + body + zlib.crc32(kind + body).to_bytes(4, 'big')
     h, w = a.shape[:2]
     rows = np.concatenate([np.zeros((h, 1), np.uint8), a.astype('>u2').view(np.uint8).reshape(h, w * 4)], axis=1)   # filter 0 per row
-    png = (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', w.to_bytes(4, 'big') + h.to_bytes(4, 'big') + bytes([16, 4, 0, 0, 0]))
-           + chunk(b'IDAT', zlib.compress(rows.tobytes(), 6)) + chunk(b'IEND', b''))
+    png = (b'\x89PNG\r\n\x1a\n' + _png_chunk(b'IHDR', w.to_bytes(4, 'big') + h.to_bytes(4, 'big') + bytes([16, 4, 0, 0, 0]))
+           + _png_chunk(b'IDAT', zlib.compress(rows.tobytes(), 6)) + _png_chunk(b'IEND', b''))
     return _png_with_icc(png, icc) if icc else png
 
 def _encode(a:np.ndarray, meta:ImageMeta, fmt:str, path:Path, **kw) -> bytes:

@@ -265,6 +265,18 @@ def _model_lock(model):
     if not isinstance(m, nn.Module): return contextlib.nullcontext()
     with _LOCKS_LOCK: return _MODEL_LOCKS.setdefault(m, threading.RLock())
 
+def _low_precision(module:nn.Module) -> dict:
+    "{name: dtype} of `module`'s float16/bfloat16 parameters and buffers."
+    return {k: t.dtype for k, t in [*module.named_parameters(), *module.named_buffers()] if t.dtype in (torch.float16, torch.bfloat16)}
+
+def _cast(module:nn.Module, dtypes:dict):
+    "Cast the parameters and buffers of `module` named in `dtypes` to theirs, in place (the others stay as they are)."
+    for name, dtype in dtypes.items():
+        owner, _, leaf = name.rpartition('.')
+        m = module.get_submodule(owner)
+        if leaf in m._parameters: m._parameters[leaf].data = m._parameters[leaf].data.to(dtype)
+        else: m._buffers[leaf] = m._buffers[leaf].to(dtype)
+
 def upscale(model, image, tile:int|None=None, tile_pad:int|None=None, batch_size:int|None=None, device=None, dtype=None,
             alpha:str='bicubic', blend:str='crop', progress:bool=False, warmup:bool=False, scale:int=None,
             trust:bool=False, max_memory=None):
@@ -278,8 +290,8 @@ def upscale(model, image, tile:int|None=None, tile_pad:int|None=None, batch_size
             raise SRWorkError("the model's weights are on the meta device (built without data): load them first (load_model, or "
                               "`to_empty(device='cpu')` then `load_state_dict`)", param='model')
         if isinstance(image, torch.Tensor) and image.device.type == 'meta': raise SRWorkError("the image tensor is on the meta device: it holds no pixels", param='image')
-        low = {p.dtype for p in callers.parameters() if p.dtype in (torch.float16, torch.bfloat16)} if callers is not None else set()
-        if low: callers.float()                                   # (every half value is exact in float32: given back unchanged)
+        low = _low_precision(callers) if callers is not None else {}
+        _cast(callers, {k: torch.float32 for k in low})            # (every half value is exact in float32: given back unchanged)
         _check_tiling(tile, tile_pad, batch_size)
         device = resolve_device(device)
         up = as_model(model, scale, trust)
@@ -287,7 +299,7 @@ def upscale(model, image, tile:int|None=None, tile_pad:int|None=None, batch_size
         finally:
             if callers is not None:
                 callers.to(home)
-                if low: callers.to(low.pop())
+                _cast(callers, low)
                 for m, training in modes.items(): m.training = training
 
 def _upscale(up:Upscaler, image, tile, tile_pad, batch_size, dtype, alpha, blend, progress, warmup, max_memory):

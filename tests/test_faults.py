@@ -715,3 +715,7 @@ def test_api_meta_and_half_precision_inputs():
     assert all(v.dtype == before[k].dtype and torch.equal(v, before[k]) for k, v in half.state_dict().items())
     import copy
     assert torch.equal(out, upscale(copy.deepcopy(half).float(), x, scale=2))       # (the same numbers as a float32 copy gives)
+    mixed = edsr('small', 2); mixed.conv_first.half(); mixed.register_buffer('stat', torch.ones(2, dtype=torch.float64))
+    before = {k: v.clone() for k, v in mixed.state_dict().items()}
+    upscale(mixed, x, scale=2)                                                     # each tensor back in its own dtype
+    assert all(v.dtype == before[k].dtype and torch.equal(v, before[k]) for k, v in mixed.state_dict().items())
