@@ -105,10 +105,19 @@ COMMANDS.register('prepare', Command('srwork.data.prepare_images',
     {'data': dict(positional=True), 'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},
     exit_code=lambda res: 1 if res['failed'] else 0,
     interrupted=lambda a: f"interrupted: the arrays written so far in {a.out} are whole; run the same command again to continue"))
+def _model_kwargs(kw:dict) -> dict:
+    "`srwork export-web MODEL` or `-m MODEL`, as `srwork upscale -m MODEL` takes it: one of the two."
+    flag = kw.pop('model_flag', None)
+    if (kw.get('model') is None) == (flag is None):
+        raise SRWorkError("give the model once: srwork export-web MODEL -o OUT (or -m MODEL, as srwork upscale takes it)")
+    kw['model'] = flag if flag is not None else kw['model']
+    return kw
+
 COMMANDS.register('export-web', Command('srwork.web.export_web',
     "Export a model as a static web page that upscales images in the browser (onnxruntime-web; offline once served).",
-    {'model': dict(positional=True), 'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},
-    interrupted=lambda a: f"interrupted: nothing written, {a.out} is as it was"))
+    {'model': dict(positional=True, nargs='?'), 'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},
+    extra=((['-m', '--model'], dict(dest='model_flag', metavar='MODEL', help='the model file, as srwork upscale -m takes it (or give it first)')),),
+    prepare=_model_kwargs, interrupted=lambda a: f"interrupted: nothing written, {a.out} is as it was"))
 COMMANDS.register('serve-web', Command('srwork.web.serve_web',
     "Serve a folder from export-web on this machine (with the headers that let the page use several threads).",
     {'folder': dict(positional=True)}, exit_code=lambda rc: rc))

@@ -246,6 +246,31 @@ def _read_16bit_colour(path:Path, orientation:int) -> tuple[np.ndarray, np.ndarr
     rgb = _orient_array(rgb, orientation)
     return rgb, (None if alpha is None else _orient_array(alpha, orientation))
 
+# %% ../nbs/00_core.ipynb #8a3e1f86
+def _read_tiff_grey_alpha(path:Path, limit:int) -> tuple|None:
+    """A grey+alpha TIFF (Pillow opens 8 bits, but neither it nor OpenCV opens 16) read with tifffile:
+    `(grey, alpha, white, bits, orientation, info)`, or None when the file is something else."""
+    import tifffile
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            if page.samplesperpixel != 2 or page.photometric != 1 or page.dtype not in (np.uint8, np.uint16): return None
+            if len(tif.pages) > 1:
+                raise ImageReadError(path, f"{len(tif.pages)} frames (a multi-page file): srwork upscales still images; "
+                                           "save the pages as separate files")
+            w, h = page.imagewidth, page.imagelength
+            if w * h > limit: raise ImageReadError(path, f"{w}x{h} is {w * h / 1e6:.3g} Mpx, over the {limit / 1e6:g} Mpx limit")
+            a = page.asarray()
+            orientation = int(page.tags[274].value) if 274 in page.tags else 1
+            icc = page.tags[34675].value if 34675 in page.tags else None
+    except ImageReadError: raise
+    except Exception: return None            # (not a TIFF tifffile reads either: the caller's "not recognised" stands)
+    if a.ndim != 3 or a.shape[2] != 2: return None
+    bits = 16 if a.dtype == np.uint16 else 8
+    grey = _orient_array(np.repeat(a[..., :1], 3, axis=2), orientation)
+    return grey, _orient_array(a[..., 1], orientation), float(2 ** bits - 1), bits, orientation, ({'icc_profile': bytes(icc)} if icc else {})
+
+
 # %% ../nbs/00_core.ipynb #6237b264
 def _pil_arrays(im:Image.Image, bits:int) -> tuple[np.ndarray, np.ndarray|None, float]:
     "(H, W, 3) RGB array, optional (H, W) alpha array and the value of white, for an upright PIL image."
@@ -351,7 +376,10 @@ def load_image(path, max_pixels:int=None) -> TensorImage:
     except Image.DecompressionBombError as e:
         raise ImageReadError(path, f"over Pillow's decompression-bomb limit ({e})") from None
     except UnidentifiedImageError:
-        raise ImageReadError(path, "not a recognised image file (supported: PNG, JPEG, TIFF, WebP, BMP)") from None
+        got = _read_tiff_grey_alpha(path, limit) if head[:4] in (b'II*\0', b'MM\0*') else None
+        if got is None: raise ImageReadError(path, "not a recognised image file (supported: PNG, JPEG, TIFF, WebP, BMP)") from None
+        rgb, alpha, white, bits, orientation, info = got
+        fmt, mode, colour, palette = 'TIFF', 'LA', False, None
     except (OSError, SyntaxError, EOFError) as e:
         raise ImageReadError(path, f"truncated or corrupt image data ({e})") from None
     except ValueError as e: raise ImageReadError(path, str(e)) from None
@@ -461,11 +489,11 @@ def _png_with_icc(png:bytes, icc:bytes) -> bytes:
     return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
 
 def _tiff16(a:np.ndarray, icc:bytes|None=None) -> bytes:
-    "A 16-bit RGB or RGBA TIFF of (H, W, C) levels with the ICC profile `icc` (tag 34675), deflate-compressed."
+    "A 16-bit TIFF of (H, W, C) levels (C: 2 grey+alpha, 3 RGB, 4 RGBA) with the ICC profile `icc` (tag 34675), deflate-compressed."
     import tifffile
     buf = io.BytesIO()
-    tifffile.imwrite(buf, np.ascontiguousarray(a), photometric='rgb', compression='zlib',
-                     extrasamples=('unassalpha',) if a.shape[2] == 4 else None, planarconfig='contig',
+    tifffile.imwrite(buf, np.ascontiguousarray(a), photometric='minisblack' if a.shape[2] == 2 else 'rgb', compression='zlib',
+                     extrasamples=('unassalpha',) if a.shape[2] in (2, 4) else None, planarconfig='contig',
                      extratags=[(34675, 7, len(icc), icc, True)] if icc else [])
     return buf.getvalue()
 
@@ -487,8 +515,7 @@ def _encode(a:np.ndarray, meta:ImageMeta, fmt:str, path:Path, **kw) -> bytes:
     if bits == 16 and not (grey and not alpha):
         import cv2
         if a.shape[2] == 2 and fmt == 'PNG': return _png16_grey_alpha(a, meta.icc_profile)   # (the image's own mode: grey+alpha)
-        if a.shape[2] == 2: a = np.concatenate([a[..., :1]] * 3 + [a[..., 1:]], axis=2)      # (a 16-bit grey+alpha TIFF Pillow can't read: RGBA)
-        if fmt == 'TIFF' and meta.icc_profile: return _tiff16(a, meta.icc_profile)
+        if fmt == 'TIFF' and (meta.icc_profile or a.shape[2] == 2): return _tiff16(a, meta.icc_profile)   # (OpenCV writes neither)
         a = a[..., [2, 1, 0, 3][:a.shape[2]]]                                                 # RGB(A) -> OpenCV's BGR(A)
         ok, buf = cv2.imencode('.png' if fmt == 'PNG' else '.tif', a)
         if not ok: raise SRWorkError(f"{path}: OpenCV could not encode a 16-bit {fmt}")

@@ -254,12 +254,32 @@ class _WebHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args): pass
 
 # %% ../nbs/20_web.ipynb #745b5960
+_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\nConnection: close\r\n\r\n"
+         b"too many open connections: try again in a few seconds\n")
+
 class _WebServer(ThreadingHTTPServer):
-    daemon_threads = True
+    """A thread per connection, at most `max_connections` of them: a connection beyond that is answered 503 at once by the
+    accepting thread and closed, so a flood of idle sockets can't grow threads without bound (a browser opens about six)."""
+    daemon_threads, request_queue_size = True, 128        # (connections wait in the kernel's queue until accepted)
+    max_connections = 64
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            try: request.settimeout(1); request.sendall(_BUSY)
+            except OSError: pass
+            self.shutdown_request(request); return
+        try: super().process_request(request, client_address)
+        except BaseException: self._slots.release(); raise
+    def process_request_thread(self, request, client_address):
+        try: super().process_request_thread(request, client_address)
+        finally: self._slots.release()
     def handle_error(self, request, client_address):
         import sys
         if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, TimeoutError)): return     # a visitor who went away or went idle: no traceback
         super().handle_error(request, client_address)
+
 
 # %% ../nbs/20_web.ipynb #f699c1d8
 def web_server(folder, port:int=0, host:str='127.0.0.1', extra:dict=None) -> ThreadingHTTPServer:

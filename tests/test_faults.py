@@ -623,7 +623,7 @@ def test_a_format_without_colour_profiles_says_so(model, tmp_path):
 
 
 def test_alpha_is_kept_or_the_file_refused(model, tmp_path):
-    "A 16-bit grey+alpha PNG comes back 16-bit grey+alpha (PNG colour type 4); alpha into BMP (read back as RGB by Pillow and most readers) is one line, exit 1, no file."
+    "A 16-bit grey+alpha PNG or TIFF comes back 16-bit grey+alpha (PNG colour type 4, TIFF minisblack+alpha); alpha into BMP (read back as RGB by Pillow and most readers) is one line, exit 1, no file."
     import cv2
     la = np.random.RandomState(0).randint(0, 65536, (10, 12, 2)).astype(np.uint16)
     src = tmp_path/'in'/'la16.png'; src.parent.mkdir()
@@ -637,6 +637,15 @@ def test_alpha_is_kept_or_the_file_refused(model, tmp_path):
     assert out.read_bytes()[24:26] == bytes([16, 4])
     back = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)                      # BGRA, grey in B=G=R
     assert back.dtype == np.uint16 and back.shape == (20, 24, 4) and (back[..., 0] == back[..., 2]).all()
+    import tifffile                                                        # 16-bit grey+alpha TIFF (Pillow and OpenCV can't open one) in and out
+    tif = tmp_path/'tif'/'la16.tif'; tif.parent.mkdir(); tifffile.imwrite(tif, la, photometric='minisblack', extrasamples=('unassalpha',))
+    outs = []
+    for source, folder in ((tif, 'tif_out'), (src, 'png_as_tif')):   # (the PNG's output asked for as .tif)
+        r = srwork('upscale', source, '-m', model, '-o', tmp_path/folder, '--ext', 'tif')
+        assert r.returncode == 0, r.stderr
+        outs.append(tifffile.imread(tmp_path/folder/'la16.tif'))
+        assert outs[-1].dtype == np.uint16 and outs[-1].shape == (20, 24, 2), (folder, outs[-1].shape)
+    assert np.abs(outs[0].astype(int) - outs[1].astype(int)).max() <= 1   # the same image either way
     rgba = tmp_path/'rgba.png'; Image.fromarray(np.zeros((10, 12, 4), np.uint8), 'RGBA').save(rgba)
     r = srwork('upscale', rgba, '-m', model, '-o', tmp_path/'bmp', '--ext', 'bmp')
     assert r.returncode == 1 and 'BMP cannot store an alpha channel' in r.stderr and not (tmp_path/'bmp'/'rgba.bmp').exists(), r.stderr

@@ -237,9 +237,11 @@ def test_export_web_refusals(edsr_page, tmp_path, srwork_refusals):
             (['export-web', model, '-o', tmp_path/'a', '--ort', tmp_path], tmp_path/'a'),
             (['export-web', tmp_path/'missing.safetensors', '-o', tmp_path/'b'], tmp_path/'b'),
             (['export-web', model, '-o', tmp_path/'c', '--tile', '0'], tmp_path/'c'),
-            (['serve-web', tmp_path], tmp_path/'d')]
+            (['serve-web', tmp_path], tmp_path/'d'),
+            (['export-web', '-m', tmp_path/'missing2.safetensors', '-o', tmp_path/'e'], tmp_path/'e'),   # -m MODEL, as upscale takes it
+            (['export-web', '-o', tmp_path/'f'], tmp_path/'f')]
     msgs = ['exists: pass --overwrite', 'no onnxruntime-web runtime here', 'missing.safetensors', '--tile must be a whole number at least 1',
-            'no index.html here (export one with srwork export-web)']
+            'no index.html here (export one with srwork export-web)', 'missing2.safetensors: model file not found', 'give the model once']
     for msg, (rc, err, written) in zip(msgs, srwork_refusals(runs)):
         assert rc == 1 and len(err.strip().splitlines()) == 1 and msg in err, (msg, err)
         assert not written or msg.startswith('exists')
@@ -294,14 +296,16 @@ def test_overwrite_replaces_an_earlier_page_and_nothing_else(edsr_page, tmp_path
 
 
 def test_the_server_serves_the_page_and_nothing_else(edsr_page, tmp_path, monkeypatch, srwork_refusals):
-    "serve-web: regular files under the folder's real path only (no links out, listings or FIFOs), localhost Host names only, idle connections closed, bad ports one line."
+    "serve-web: regular files under the folder's real path only (no links out, listings or FIFOs), localhost Host names only, idle connections closed, threads bounded, bad ports one line."
     import http.client, os, socket, time
     import srwork.web as web
     _, exp = edsr_page
     page = tmp_path/'page'; shutil.copytree(exp['out'], page)
     secret = tmp_path/'secret.txt'; secret.write_text('not for the page')
     os.symlink(secret, page/'linked.txt'); (page/'sub').mkdir(); (page/'sub'/'a.txt').write_text('x'); os.mkfifo(page/'pipe.js')
-    monkeypatch.setattr(web._WebHandler, 'timeout', 1)
+    monkeypatch.setattr(web._WebHandler, 'timeout', 1); monkeypatch.setattr(web._WebServer, 'max_connections', 8)
+    import threading
+    threads_before = threading.active_count()
     server = web.web_server(page)
     port = server.server_port
     def get(path, host=f'127.0.0.1:{port}'):
@@ -312,9 +316,18 @@ def test_the_server_serves_the_page_and_nothing_else(edsr_page, tmp_path, monkey
         assert [get(p) for p in ('/', '/index.html', '/config.json')] == [200, 200, 200]
         assert [get(p) for p in ('/linked.txt', '/sub/', '/pipe.js', '/../secret.txt', '/%2e%2e/secret.txt')] == [404] * 5
         assert get('/', f'localhost:{port}') == 200 and get('/', f'rebound.example:{port}') == 403
-        idle = [socket.create_connection(('127.0.0.1', port)) for _ in range(20)]
-        time.sleep(2.5)
-        for s in idle: s.settimeout(5); assert s.recv(1) == b''; s.close()       # closed by the server
+        peak, flooding = [0], threading.Event()
+        def watch():
+            while not flooding.wait(0.02): peak[0] = max(peak[0], threading.active_count() - threads_before)
+        watcher = threading.Thread(target=watch); watcher.start()
+        idle = [socket.create_connection(('127.0.0.1', port)) for _ in range(40)]
+        replies = []
+        for s in idle: s.settimeout(10); replies.append(s.recv(12)); s.close()   # 503 at once, or closed by the server when idle
+        flooding.set(); watcher.join()
+        assert peak[0] <= 1 + 8 + 1, peak     # the accepting thread, at most 8 handlers, the watcher
+        assert set(replies) <= {b'', b'HTTP/1.0 503'} and replies.count(b'HTTP/1.0 503') >= 8, replies
+        time.sleep(0.5)
+        assert get('/') == 200 and threading.active_count() - threads_before <= 1 + 1   # slots given back
     finally: server.shutdown(); server.server_close()
     runs = [(['serve-web', page, '--port', '-1'], tmp_path/'unused'), (['serve-web', page, '--port', '99999'], tmp_path/'unused'),
             (['export-web', tmp_path/'m.safetensors', '-o', tmp_path/'x', '--max-pixels', '-5'], tmp_path/'x')]
