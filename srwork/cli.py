@@ -95,11 +95,16 @@ COMMANDS.register('train', Command('srwork.commands.train_and_evaluate',
     "Train any registered architecture (edsr, esrgan, span, swinir, hat, ...: srwork archs) on a folder of HR images; checkpoints, resume, exports.",
     {'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet']),
      'channels_last': dict(action=argparse.BooleanOptionalAction), 'gan': dict(action=argparse.BooleanOptionalAction), 'cache': dict(action=argparse.BooleanOptionalAction),
-     'precision': dict(choices=['fp32', 'bf16', 'fp16']), 'recipe': dict(choices=['paper', 'cpu'])},
+     'precision': dict(choices=['fp32', 'bf16', 'fp16']), 'recipe': dict(choices=['paper', 'cpu', 'realesrgan-finetune'])},
     interrupted=_train_interrupted, config='srwork.config.TrainConfig'))
 COMMANDS.register('archs', Command('srwork.commands.archs',
     "Which architecture should I train? Every registered architecture and size: parameters, MACs/pixel, fp16, spandrel, ONNX, published PSNR.",
     {'names': dict(positional=True, nargs='*'), 'sizes': dict(choices=['all', 'small', 'paper']), 'quiet': dict(names=['-q', '--quiet'])}))
+COMMANDS.register('crappify', Command('srwork.commands.crappify_files',
+    "Preview a degradation (realesrgan, restoration, ...): write degraded LR examples of HR images with their drawn parameters.",
+    {'inputs': dict(positional=True, nargs='+'), 'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet']),
+     'preset': dict(choices=['realesrgan', 'restoration', 'course-v3', 'bicubic'])},
+    exit_code=lambda res: 1 if res['failed'] else 0))
 COMMANDS.register('prepare', Command('srwork.data.prepare_images',
     "Decode a folder of training images once into .npy arrays the loaders memory-map (no decoding per patch); train on OUT.",
     {'data': dict(positional=True), 'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet'])},

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import SRWorkError, load_image, save_image, sample_images, set_seed, atomic_write_bytes
+from .core import SRWorkError, load_image, save_image, sample_images, set_seed, atomic_write_bytes, check_number
 from .data import get_dataset, find_benchmark_set, image_files, read_pixels, _as_float
 from .metrics import psnr, ssim
 from .distributed import is_main_process
@@ -18,11 +18,12 @@ from .modelfiles import save_model
 from .rundir import RunDir
 from .config import TrainConfig
 from .training import train, train_dataloaders, train_model, phase_learner, fit_phase
-from .inference import upscale, load_model
+from .crappify import crappifier_preset
+from .inference import upscale, load_model, _expand_inputs, _plan_outputs, record_failure
 from .benchmark import Bicubic, bicubic_lr, comparison_panel, evaluate, benchmark_table
 
 # %% auto #0
-__all__ = ['demo', 'model_labels', 'bench', 'benchmark_sets', 'train_and_evaluate', 'archs']
+__all__ = ['demo', 'model_labels', 'bench', 'benchmark_sets', 'train_and_evaluate', 'archs', 'crappify_files']
 
 # %% ../nbs/22_commands.ipynb #8d8c5129
 def _train_demo_model(files, scale:int, minutes:float, quiet:bool):
@@ -198,3 +199,57 @@ def archs(names:list=None, # architectures to list (default: every registered on
     if not quiet:
         with pd.option_context('display.width', 250, 'display.max_rows', None): print(table.to_string(index=False))
     return table
+
+# %% ../nbs/22_commands.ipynb #a9e1f939
+def _json_ready(v):
+    "Drawn parameters as JSON values (numpy numbers and tuples included)."
+    if isinstance(v, dict): return {str(k): _json_ready(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)): return [_json_ready(x) for x in v]
+    if isinstance(v, np.generic): return v.item()
+    return v
+
+def crappify_files(inputs:list, # HR image files, folders or glob patterns
+                   out, # output folder: NAME_1.png, NAME_1.json (the drawn parameters), ... per input
+                   preset:str='realesrgan', # a crappifier preset: realesrgan, restoration, course-v3 or bicubic
+                   scale:int=4, # the LR images are 1/scale the size
+                   variants:int=4, # degraded examples per image
+                   crop:int=None, # a centred crop of this many HR pixels first (a training patch's size); default: the whole image
+                   seed:int=0, # the crappifier's seed: the same seed, the same examples
+                   overwrite:bool=False, # replace output files that exist (inputs are never replaced)
+                   quiet:bool=False, # print nothing but errors
+                  ) -> dict:
+    "Write `variants` degraded LR examples of every image of `inputs`, with their drawn parameters, into `out`; returns {'done', 'failed', 'skipped'}."
+    import json, sys
+    check_number('scale', scale, lo=1, hi=8, integer=True); check_number('variants', variants, lo=1, hi=1000, integer=True)
+    if crop is not None: check_number('crop', crop, lo=scale, integer=True)
+    c = crappifier_preset(preset, scale, seed=seed)
+    out = Path(out)
+    jobs, failed, skipped = _plan_outputs(_expand_inputs(inputs), out, '_1', overwrite, 'png')
+    for f, why in failed: print(f"srwork: error: {why}", file=sys.stderr)
+    for f, why in skipped:
+        if not quiet: print(f"skipping {f}: {why}", file=sys.stderr)
+    done = []
+    for f, first in jobs:
+        dests = [first.with_name(first.stem[:-2] + f"_{k}.png") for k in range(1, variants + 1)]
+        try:
+            there = [d for d in dests + [d.with_suffix('.json') for d in dests] if d.exists()]
+            if there and not overwrite: raise SRWorkError(f"{f}: {there[0]} exists: pass `overwrite=True` to replace it, or choose another `out`")
+            hr = load_image(f).as_subclass(torch.Tensor)
+            if crop is not None:
+                if min(hr.shape[-2:]) < crop: raise SRWorkError(f"{f}: {hr.shape[-1]}x{hr.shape[-2]} is smaller than the {crop} px crop")
+                top, left = (hr.shape[-2] - crop) // 2, (hr.shape[-1] - crop) // 2
+                hr = hr[:, top:top + crop, left:left + crop]
+            h, w = hr.shape[-2] // scale * scale, hr.shape[-1] // scale * scale
+            if min(h, w) == 0: raise SRWorkError(f"{f}: {hr.shape[-1]}x{hr.shape[-2]} is smaller than one LR pixel at x{scale}")
+            hr = (hr[:, :h, :w].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            for k, dest in enumerate(dests, 1):
+                lr = c(hr, item=f"{f.name}:{k}")
+                params = dict(source=str(f), preset=preset, scale=scale, seed=seed, variant=k, params=_json_ready(c.last_params))
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                save_image(lr, dest, overwrite=overwrite)
+                atomic_write_bytes(dest.with_suffix('.json'), (json.dumps(params, indent=1) + '\n').encode(), overwrite=overwrite)
+            done.append(f)
+            if not quiet: print(f"{f} -> {dests[0].parent/(dests[0].stem[:-2] + '_*.png')} ({variants} x {lr.shape[1]}x{lr.shape[0]}, {preset} x{scale})")
+        except (SRWorkError, OSError, ValueError) as e: record_failure(f, e, failed)
+    if not quiet: print(f"{len(done)} images, {len(done) * variants} examples written, {len(failed)} failed" + (f", {len(skipped)} skipped" if skipped else ''))
+    return dict(done=done, failed=failed, skipped=skipped)

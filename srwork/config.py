@@ -52,6 +52,7 @@ class Recipe:
     lr_patch:int|None = None            # an LR patch (the HR patch is lr_patch × scale), as EDSR states it
     scales:tuple|None = None            # the scales the paper trains
     fine_tune:str = ''                  # how other scales start (EDSR: from the x2 model)
+    needs_init:str = ''                 # a fine-tuning recipe: the published files `init` (and `init_d`) start from
 
     def values(self, scale:int) -> dict:
         "The config values at `scale` (the HR patch from an LR patch) and the phases' plans."
@@ -88,6 +89,19 @@ RECIPES.register('cpu', {
                         valid_pct=0.03, precision='bf16', ema=0.999, betas=(0.9, 0.99)),
                    {'train': PhasePlan(None, 2e-3, 'warmup-cosine', warmup=0.02)}, lr_patch=48),
 })
+RECIPES.register('realesrgan-finetune', {
+    'esrgan': Recipe("Real-ESRGAN options/finetune_realesrgan_x4plus.yml: from the published generator (params_ema) and its netD, strictly; "
+                     "GT 256, batch 12 per GPU, Adam 1e-4 for G and D, L1 1 + VGG19 perceptual 1 (conv1_2 0.1, conv2_2 0.1, conv3_4, "
+                     "conv4_4, conv5_4 1) against the USM-sharpened GT + vanilla GAN 0.1 against the GT, U-Net discriminator with "
+                     "spectral norm, EMA 0.999, 400k iterations, Real-ESRGAN's degradation (or paired LR with `lr_folder`)",
+                     dict(size='full', patch=256, bs=12, preset='realesrgan', betas=(0.9, 0.999), ema=0.999, train_phases=('gan',),
+                          phase_options={'gan': dict(discriminator='unet', gan_type='vanilla', gan_weight=0.1, pixel_weight=1.,
+                                                     perceptual_layers={'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1., 'conv4_4': 1., 'conv5_4': 1.},
+                                                     usm_target=True, betas=(0.9, 0.999))}),
+                     {'gan': PhasePlan(400_000, 1e-4, 'multistep', (400_000,))}, scales=(2, 4),
+                     needs_init="RealESRGAN_x4plus.pth or RealESRNet_x4plus.pth, RealESRGAN_x2plus.pth at x2; and `init_d` its *_netD.pth"),
+})
+
 
 # %% ../nbs/16_config.ipynb #a8c44977
 _WINDOW_MS = (250_000, 400_000, 450_000, 475_000)      # SwinIR, HAT, DAT, DRCT: 500k iterations, halved at these
@@ -158,8 +172,9 @@ class TrainConfig:
     "Everything a training run needs besides its data and output folder; `resolve` fills in and checks the rest."
     arch:str # architecture: a name registered in `ARCHS` (edsr, srresnet, esrgan, srgan, unet, ...)
     scale:int=4 # upscaling factor (the architecture's scales)
-    recipe:str=None # a published recipe: paper (the papers' patch, batch, Adam, iterations, schedule) or cpu (edsr: quality per CPU-minute); values given override it
+    recipe:str=None # a published recipe: paper (the papers' patch, batch, Adam, iterations, schedule), cpu (edsr: quality per CPU-minute) or realesrgan-finetune (esrgan from the published Real-ESRGAN files); values given override it
     preset:str=None # degradation: bicubic, course-v3, restoration, realesrgan (default: the recipe's, else bicubic)
+    lr_folder:str=None # paired data: a folder of real LR images matched to the HR images by name (each HR/scale in size), used instead of a degradation
     patch:int=None # HR patch size (default: the recipe's, else the architecture's: 128 for unet/esrgan, 96 otherwise)
     bs:int=None # batch size per process (default: the recipe's, else 16)
     epochs:int=None # epochs of one-cycle per phase, or per stage of a staged schedule (default 10, or the stages' own)
@@ -169,6 +184,7 @@ class TrainConfig:
     minutes:float=None # train each phase for this wall-clock time instead of `epochs`
     lr:float=None # peak learning rate (default: the recipe's, else per arch)
     init:str=None # start from this model file's weights where names and shapes match (EDSR's x3/x4 from its x2 model)
+    init_d:str=None # start the GAN phase's discriminator from this file, strictly (Real-ESRGAN's RealESRGAN_x4plus_netD.pth)
     pretrained:bool=True # ImageNet weights for the U-Net encoder and the VGG losses (needs them in torch's cache offline)
     size:str=None # model size: full (the papers'), small (CPU), or another size of the arch (default: the arch's, e.g. edsr baseline)
     valid_pct:float=None # fraction of images held out for validation (default: the recipe's, else 0.1)
@@ -183,6 +199,8 @@ class TrainConfig:
     model:str=field(default=None, metadata={'flag': False}) # the architecture built, when a recipe trains another (cpu: ychannel)
     betas:tuple=field(default=None, metadata={'flag': False}) # Adam's betas (default: the learner's own)
     plans:dict=field(default=None, metadata={'flag': False}) # phase -> PhasePlan: length, peak rate and schedule of each phase
+    train_phases:tuple=field(default=None, metadata={'flag': False}) # the phases a recipe trains (a fine-tune: the GAN phase alone)
+    phase_options:dict=field(default=None, metadata={'flag': False}) # phase -> learner arguments a recipe fixes (its losses, discriminator)
     notes:tuple=field(default=(), metadata={'flag': False}) # what resolving chose that a user should hear of
 
 # %% ../nbs/16_config.ipynb #f1e9d7dc
@@ -210,6 +228,8 @@ def resolve(self:TrainConfig, device:str=None) -> TrainConfig:
     ARCHS[self.arch]                                             # an unknown architecture is named first
     rec = recipe_for(self.recipe, self.arch) if self.recipe else None
     check_number('scale', self.scale, lo=1, integer=True)
+    if rec and rec.needs_init and self.init is None:
+        raise SRWorkError(f"the {self.recipe} recipe fine-tunes a published model: give `init` ({rec.needs_init})", param='init')
     if rec and rec.scales and self.scale not in rec.scales:
         raise SRWorkError(f"the {self.recipe} recipe of {self.arch} trains x{', x'.join(map(str, rec.scales))}, not x{self.scale}", param='scale')
     if sum(v is not None for v in (self.epochs, self.minutes, self.iters)) > 1:
@@ -239,6 +259,8 @@ def check(self:TrainConfig):
         if getattr(self, name) is not None: check_number(name, getattr(self, name), lo=lo, integer=True)
     if self.precision not in PRECISIONS: raise SRWorkError(f"`precision` {self.precision!r}: choose {', '.join(PRECISIONS)}", param='precision')
     if self.init is not None and not Path(self.init).is_file(): raise SRWorkError(f"{self.init}: no such model file (`init`)", param='init')
+    if self.init_d is not None and not Path(self.init_d).is_file(): raise SRWorkError(f"{self.init_d}: no such discriminator file (`init_d`)", param='init_d')
+    if self.lr_folder is not None and not Path(self.lr_folder).is_dir(): raise SRWorkError(f"{self.lr_folder}: no such folder of LR images (`lr_folder`)", param='lr_folder')
     if self.ema is not None: check_number('ema', self.ema, 0, 1, lo_open=True, hi_open=True)
     if self.minutes is not None: check_number('minutes', self.minutes, lo=0, lo_open=True)
     if self.lr is not None: check_number('lr', self.lr, lo=0, lo_open=True)
@@ -253,6 +275,9 @@ def check(self:TrainConfig):
     if spec.scale_arg is not None: check_scale(spec.name, self.scale)
     if self.gan and 'gan' not in spec.phases:
         raise SRWorkError(f"{spec.name} has no GAN phase (these do: {', '.join(n for n, s in ARCHS.items() if 'gan' in s.phases)})", param='gan')
+    if not self.phases: raise SRWorkError(f"the {self.recipe} recipe trains only the GAN phase: drop `gan=False`", param='gan')
+    if self.init_d is not None and 'gan' not in self.phases:
+        raise SRWorkError(f"`init_d` starts a discriminator, and this run has no GAN phase ({self.arch}: {', '.join(self.phases)})", param='init_d')
     if self.patch % self.scale: raise SRWorkError(f"`patch` {self.patch} is not a multiple of `scale` {self.scale}", param='patch')
 
 # %% ../nbs/16_config.ipynb #089d4061
@@ -265,6 +290,7 @@ def spec(self:TrainConfig) -> ArchSpec:
 def phases(self:TrainConfig) -> tuple:
     "The phases this run trains: the architecture's default ones, or with `gan` given, all of them (True) or all but the GAN phase (False)."
     spec = self.spec
+    if self.train_phases: return tuple(p for p in spec.phases if p in self.train_phases and (self.gan is not False or p != 'gan'))
     if self.gan is None: return tuple(spec.default_phases or spec.phases)
     return tuple(p for p in spec.phases if self.gan or p != 'gan')
 

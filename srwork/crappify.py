@@ -13,11 +13,12 @@ from PIL import Image, ImageDraw, ImageFont
 from fastcore.basics import patch
 
 from .core import SRWorkError, Registry, round_half_up, quantise, to_uint, luma
+from .degradations import gaussian_kernel, sinc_kernel, item_key, RealESRGANDegradation, RealESRGANOptions
 
 # %% auto #0
 __all__ = ['CRAPPIFIER_PRESETS', 'resize_matrix', 'imresize', 'BicubicUpsample', 'Step', 'Resize', 'JPEG', 'GaussianNoise',
-           'PoissonNoise', 'gaussian_kernel', 'sinc_kernel', 'Blur', 'Sinc', 'Holes', 'TextOverlay', 'Warp',
-           'ColorJitter', 'Greyscale', 'Crappifier', 'crappifier_preset']
+           'PoissonNoise', 'Blur', 'Sinc', 'Holes', 'TextOverlay', 'Warp', 'ColorJitter', 'Greyscale', 'Crappifier',
+           'RealESRGANCrappifier', 'crappifier_preset']
 
 # %% ../nbs/01_crappify.ipynb #53052353
 def _cubic(x):
@@ -233,27 +234,6 @@ class PoissonNoise(Step):
         noise = torch.poisson(base * vals, generator=gen) / vals - base
         return (x + noise * scale).clamp(0, 1)
 
-# %% ../nbs/01_crappify.ipynb #dbb8ea59
-def gaussian_kernel(size:int, sigma_x:float, sigma_y:float=None, theta:float=0.) -> np.ndarray:
-    "A normalised `size`×`size` Gaussian kernel, anisotropic when `sigma_y` differs, rotated by `theta` radians."
-    sigma_y = sigma_x if sigma_y is None else sigma_y
-    r = np.arange(size) - (size - 1) / 2
-    xx, yy = np.meshgrid(r, r)
-    c, s = math.cos(theta), math.sin(theta)
-    u, v = c * xx + s * yy, -s * xx + c * yy
-    k = np.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
-    return (k / k.sum()).astype(np.float32)
-
-def sinc_kernel(size:int, omega:float) -> np.ndarray:
-    "A normalised 2-D circular low-pass (sinc) kernel with cutoff `omega` (radians, 0 to pi)."
-    from scipy.special import j1
-    r = np.arange(size) - (size - 1) / 2
-    d = np.hypot(*np.meshgrid(r, r))
-    with np.errstate(divide='ignore', invalid='ignore'):
-        k = omega * j1(omega * d) / (2 * np.pi * d)
-    k[d == 0] = omega ** 2 / (4 * np.pi)
-    return (k / k.sum()).astype(np.float32)
-
 # %% ../nbs/01_crappify.ipynb #4f3aa4a0
 def _filter_np(x, k):
     import cv2
@@ -398,10 +378,6 @@ class Greyscale(Step):
         return luma(x).expand_as(x).contiguous()
 
 # %% ../nbs/01_crappify.ipynb #83edf49b
-def _item_key(item) -> int:
-    if isinstance(item, (int, np.integer)): return int(item) % 2**63
-    return zlib.crc32(str(item).encode())
-
 class Crappifier:
     "Compose degradation `steps` (each with its probability) into HR -> LR at 1/`scale`, seeded by (seed, item, epoch)."
     def __init__(self, steps, scale:int=1, seed:int=0, p=None, name:str='custom'):
@@ -420,7 +396,7 @@ class Crappifier:
 
     def draw(self, item=0, epoch:int=0, hr_size=(0, 0)) -> list:
         "The `(step index, params)` pairs applied to `item` in `epoch`, in order."
-        rng = np.random.default_rng([self.seed, _item_key(item), epoch])
+        rng = np.random.default_rng([self.seed, item_key(item), epoch])
         ctx = dict(hr_size=tuple(hr_size), lr_size=(hr_size[0] // self.scale, hr_size[1] // self.scale))
         plan = []
         for i, s in enumerate(self.steps):
@@ -432,20 +408,25 @@ class Crappifier:
         return '\n'.join(lines + [f"  {i}: {s!r}" for i, s in enumerate(self.steps)])
 
 # %% ../nbs/01_crappify.ipynb #33e68542
+def _hwc_float(img) -> tuple[np.ndarray, str]:
+    "An image (PIL, HWC uint8 or float array, or HW grey) as an (H, W, 3) float32 array in [0, 1], and what it was."
+    kind = 'pil' if isinstance(img, Image.Image) else ('uint8' if np.asarray(img).dtype == np.uint8 else 'float')
+    x = _from_pil(img) if kind == 'pil' else np.asarray(img, dtype=np.float32) / (255 if kind == 'uint8' else 1)
+    return (np.repeat(x[..., None], 3, axis=2) if x.ndim == 2 else x), kind
+
+def _like(x:np.ndarray, kind:str):
+    "A float HWC result back in the caller's kind: PIL, uint8 or float32."
+    return _to_pil(x) if kind == 'pil' else to_uint(x) if kind == 'uint8' else x.astype(np.float32)
+
 @patch
 @torch.no_grad()
 def __call__(self:Crappifier, img, item=0, epoch:int=0):
     "Degrade one image (PIL, or HWC uint8/float array) deterministically for (`item`, `epoch`)."
-    kind = 'pil' if isinstance(img, Image.Image) else ('uint8' if np.asarray(img).dtype == np.uint8 else 'float')
-    x = (_from_pil(img) if kind == 'pil' else
-         np.asarray(img, dtype=np.float32) / (255 if kind == 'uint8' else 1))
-    if x.ndim == 2: x = np.repeat(x[..., None], 3, axis=2)
+    x, kind = _hwc_float(img)
     plan, rng, ctx = self.draw(item, epoch, x.shape[:2])
     for i, params in plan: x = self.steps[i].apply(x, rng, ctx=ctx, **params)
     self.last_params = [(type(self.steps[i]).__name__, params) for i, params in plan]
-    if kind == 'pil': return _to_pil(x)
-    if kind == 'uint8': return to_uint(x)
-    return x.astype(np.float32)
+    return _like(x, kind)
 
 # %% ../nbs/01_crappify.ipynb #956d73d2
 @patch
@@ -462,8 +443,36 @@ def batch(self:Crappifier, x:torch.Tensor, items=None, epoch:int=0) -> torch.Ten
         outs.append(y.to(x.dtype)); self.last_params.append([(type(self.steps[i]).__name__, p) for i, p in plan])
     return torch.cat(outs)
 
+# %% ../nbs/01_crappify.ipynb #faba3aea
+class RealESRGANCrappifier(Crappifier):
+    """Real-ESRGAN's second-order degradation (`RealESRGANDegradation`) as a `Crappifier`; `kwargs` set `RealESRGANOptions`.
+    `pool_size`: the training-pair pool the GPU batch path mixes batches through (Real-ESRGAN's queue_size; 0: none)."""
+    def __init__(self, scale:int=4, seed:int=0, options:RealESRGANOptions=None, name:str='realesrgan', pool_size:int=180, **kwargs):
+        self.degradation, self.pool_size = RealESRGANDegradation(options, seed, scale=scale, **kwargs), pool_size
+        self.steps, self.scale, self.name, self.last_params = [], scale, name, []
+    @property
+    def seed(self) -> int: return self.degradation.seed
+    @seed.setter
+    def seed(self, v:int): self.degradation.seed = v
+    def __repr__(self): return f"RealESRGANCrappifier('{self.name}', scale={self.scale}): {self.degradation!r}"
+
+    @torch.no_grad()
+    def __call__(self, img, item=0, epoch:int=0):
+        "Degrade one image (PIL, or HWC uint8/float array) deterministically for (`item`, `epoch`): a batch of one."
+        x, kind = _hwc_float(img)
+        y = self.degradation(torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None], items=[item], epoch=epoch)
+        self.last_params = self.degradation.last_params[0]
+        return _like(y[0].permute(1, 2, 0).numpy(), kind)
+
+    @torch.no_grad()
+    def batch(self, x:torch.Tensor, items=None, epoch:int=0) -> torch.Tensor:
+        "Degrade a float `(N, 3, H, W)` batch on its own device, Real-ESRGAN's batch-level choices drawn once for it."
+        y = self.degradation(x, items=items, epoch=epoch)
+        self.last_params = self.degradation.last_params
+        return y
+
 # %% ../nbs/01_crappify.ipynb #80a56164
-CRAPPIFIER_PRESETS = Registry('crappifier preset')      # name -> f(scale) -> list of steps
+CRAPPIFIER_PRESETS = Registry('crappifier preset')      # name -> f(scale) -> list of steps, or a Crappifier class
 _MODES = ('bicubic', 'bilinear', 'area')
 
 CRAPPIFIER_PRESETS.register('bicubic', lambda scale: [Resize(scale)])
@@ -472,14 +481,12 @@ CRAPPIFIER_PRESETS.register('restoration', lambda scale: [
     ColorJitter(p=0.5), Warp((0., 0.03), p=0.2), Blur((7, 15), (0.2, 2.), p=0.5), Resize(scale, modes=_MODES),
     GaussianNoise((1, 20), p=0.4), PoissonNoise((0.05, 2.), p=0.2), Holes(p=0.15), TextOverlay(p=0.15),
     Greyscale(p=0.05), JPEG((30, 95), p=0.7)])
-CRAPPIFIER_PRESETS.register('realesrgan', lambda scale: [
-    Blur((7, 21), (0.2, 3.)), Sinc(p=0.1), Resize(factor=(0.15, 1.5), modes=_MODES),
-    GaussianNoise((1, 30), p=0.5), PoissonNoise((0.05, 3.), p=0.5), JPEG((30, 95)),
-    Blur((7, 21), (0.2, 1.5), p=0.8), Sinc(p=0.1), Resize(factor=(0.3, 1.2), modes=_MODES, of='lr'),
-    GaussianNoise((1, 25), p=0.5), PoissonNoise((0.05, 2.5), p=0.5),
-    Resize(scale, modes=_MODES), Sinc(p=0.8), JPEG((30, 95))])
+CRAPPIFIER_PRESETS.register('realesrgan', RealESRGANCrappifier)
+
 
 # %% ../nbs/01_crappify.ipynb #70571a1c
 def crappifier_preset(name:str, scale:int=2, seed:int=0) -> Crappifier:
     "A ready `Crappifier` from `CRAPPIFIER_PRESETS`: 'bicubic', 'course-v3', 'restoration' or 'realesrgan'."
-    return Crappifier(CRAPPIFIER_PRESETS[name](scale), scale=scale, seed=seed, name=name)
+    made = CRAPPIFIER_PRESETS[name]
+    if isinstance(made, type) and issubclass(made, Crappifier): return made(scale=scale, seed=seed, name=name)
+    return Crappifier(made(scale), scale=scale, seed=seed, name=name)

@@ -20,11 +20,12 @@ from fasttransform import ItemTransform
 from fastcore.basics import patch
 
 from .crappify import Crappifier, Step, BicubicUpsample, crappifier_preset, imresize
+from .degradations import PairPool
 
 # %% auto #0
 __all__ = ['DATASET_URLS', 'read_pixels', 'SRPairTransform', 'find_images', 'image_files', 'lr_matcher', 'has_torch_path',
-           'DegradeBatch', 'sr_datablock', 'sr_dataloaders', 'prepare_images', 'dls_at', 'pair_transform',
-           'check_sr_dls', 'norm_stats', 'denormalize', 'get_dataset', 'find_benchmark_set']
+           'DegradeBatch', 'sr_datablock', 'check_pair_size', 'sr_dataloaders', 'prepare_images', 'dls_at',
+           'pair_transform', 'check_sr_dls', 'norm_stats', 'denormalize', 'get_dataset', 'find_benchmark_set']
 
 # %% ../nbs/02_data.ipynb #3cd0bf4b
 def _read(x) -> np.ndarray:
@@ -224,18 +225,22 @@ def has_torch_path(crappifier:Crappifier) -> bool:
     return all(type(s).apply_torch is not Step.apply_torch for s in crappifier.steps)
 
 class DegradeBatch(ItemTransform):
-    "Batch transform: the LR inputs made from the HR targets on the batch's device with the crappifier's torch path."
+    """Batch transform: the LR inputs made from the HR targets on the batch's device with the crappifier's torch path; training
+    batches then pass through the crappifier's pair pool where it has one (`pool_size`: Real-ESRGAN's)."""
     order = 1                                   # before Normalize
     def __init__(self, crappifier:Crappifier, upsample_input:bool=False):
         super().__init__()
         self.crappifier, self.upsample_input = crappifier, upsample_input
+        self.pool = PairPool(crappifier.pool_size) if getattr(crappifier, 'pool_size', 0) else None
     def __call__(self, b, split_idx=None, **kwargs):
         if not (isinstance(b, tuple) and len(b) == 2 and b[0].numel() == 0): return b      # already a pair (or an input batch)
-        y = b[1].as_subclass(torch.Tensor).float()
+        y, hr = b[1].as_subclass(torch.Tensor).float(), b[1]
         keys = [random.getrandbits(62) for _ in range(len(y))] if split_idx == 0 else list(range(len(y)))
         lr = quantise(self.crappifier.batch(y, items=keys)) / 255
+        if self.pool is not None and split_idx == 0:
+            lr, y = self.pool(lr, y); hr = TensorImage(y.to(b[1].dtype))
         if self.upsample_input: lr = quantise(BicubicUpsample(self.crappifier.scale).to(lr.device)(lr)) / 255
-        return TensorImage(lr), b[1]
+        return TensorImage(lr), hr
 
 # %% ../nbs/02_data.ipynb #6da9695d
 def sr_datablock(scale:int=2, patch_size:int=96, crappifier='bicubic', upsample_input:bool=False, lr_folder=None,
@@ -273,6 +278,23 @@ def _epoch_items(items, splits, patches_per_epoch:int|None):
     train = np.resize(np.asarray(splits[0]), int(patches_per_epoch))
     return [items[i] for i in train] + [items[i] for i in splits[1]], list(range(len(train), len(train) + len(splits[1])))
 
+# %% ../nbs/02_data.ipynb #5cb5d937
+def _pixel_size(p) -> tuple[int, int]:
+    "(width, height) of image file `p` as `load_image` turns it upright, from its header (an `.npy`'s shape): nothing is decoded."
+    if str(p).endswith('.npy'):
+        h, w = np.load(p, mmap_mode='r').shape[:2]; return w, h
+    try:
+        with Image.open(p) as im: (w, h), turned = im.size, int(im.getexif().get(0x0112, 1) or 1) in (5, 6, 7, 8)
+    except (OSError, SyntaxError, ValueError) as e: raise SRWorkError(f"{p}: not a readable image ({e})") from None
+    return (h, w) if turned else (w, h)
+
+def check_pair_size(hr, lr, scale:int):
+    "Refuse, naming both files, an LR image that is not its HR image's size divided by `scale` (rounded down)."
+    (hw, hh), (lw, lh) = _pixel_size(hr), _pixel_size(lr)
+    if (hw // scale, hh // scale) != (lw, lh):
+        raise SRWorkError(f"{lr}: {lw}x{lh}, but its HR image {hr} is {hw}x{hh}, which at x{scale} makes {hw // scale}x{hh // scale}: "
+                          f"is the LR folder for another scale?", param='lr_folder')
+
 # %% ../nbs/02_data.ipynb #9fa3eb77
 def sr_dataloaders(source, scale:int=2, patch_size:int=96, bs:int=16, crappifier='bicubic', upsample_input:bool=False,
                    lr_folder=None, valid_pct:float=0.1, valid_size:int|None=None, augment:bool=True,
@@ -282,7 +304,8 @@ def sr_dataloaders(source, scale:int=2, patch_size:int=96, bs:int=16, crappifier
     items = _items(source)
     if lr_folder is not None:                      # every HR file needs its LR partner: say which one lacks it now
         match = lr_matcher(lr_folder, scale)
-        for p in items: match(p)
+        pairs = [(p, match(p)) for p in items]      # (first every name, then every size)
+        for hr, lr in pairs: check_pair_size(hr, lr, scale)
     if splits is None:
         n_valid = int(len(items) * valid_pct) if len(items) > 1 else 0
         if valid_pct > 0 and len(items) > 1: n_valid = max(1, n_valid)

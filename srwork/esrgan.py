@@ -21,6 +21,7 @@ from fastai.losses import MSELossFlat
 from fastai.torch_core import get_model      # the bare generator inside DDP
 
 from .core import SRWorkError, Registry
+from .degradations import usm_sharp
 from .data import check_sr_dls
 from .metrics import PSNR, SSIM
 from .losses import PerceptualLoss, AdversarialLoss
@@ -33,8 +34,8 @@ from .modelfiles import load_pretrained
 # %% auto #0
 __all__ = ['DISCRIMINATORS', 'ResidualDenseBlock', 'RRDB', 'esrgan_official_to_basicsr', 'RRDBNet', 'rrdbnet_config',
            'VGGStyleDiscriminator', 'UNetDiscriminatorSN', 'SRGANGenerator', 'srgan_config', 'SRGANDiscriminator',
-           'GeneratorLoss', 'AdversarialTrainer', 'gan_learner', 'esrgan_learner', 'srgan_learner', 'interpolate',
-           'plot_gan']
+           'GeneratorLoss', 'AdversarialTrainer', 'load_discriminator', 'gan_learner', 'esrgan_learner',
+           'srgan_learner', 'interpolate', 'plot_gan']
 
 # %% ../nbs/12_esrgan.ipynb #6cba4f2e
 class ResidualDenseBlock(nn.Module):
@@ -258,10 +259,13 @@ class SRGANDiscriminator(nn.Module):
 
 # %% ../nbs/12_esrgan.ipynb #ad01bb45
 class GeneratorLoss(nn.Module):
-    "pixel_weight·pixel + perceptual_weight·perceptual + GAN generator loss (its `weight` inside `gan`); parts kept for `LossMetrics`."
+    """pixel_weight·pixel + perceptual_weight·perceptual + GAN generator loss (its `weight` inside `gan`); parts kept for `LossMetrics`.
+    With `usm_target` the pixel and perceptual losses compare with the unsharp-masked target (Real-ESRGAN's l1_gt_usm and
+    percep_gt_usm), the GAN loss with the target itself (gan_gt_usm off)."""
     def __init__(self, discriminator:nn.Module, gan:AdversarialLoss=None, perceptual:nn.Module=None, pixel_weight:float=1e-2,
-                 perceptual_weight:float=1., pixel_criterion:str='l1'):
+                 perceptual_weight:float=1., pixel_criterion:str='l1', usm_target:bool=False):
         super().__init__()
+        self.usm_target = usm_target
         self.discriminator, self.gan, self.perceptual = discriminator, gan or AdversarialLoss('ragan', 5e-3), perceptual
         self.pixel_weight, self.perceptual_weight = pixel_weight, perceptual_weight
         self.pixel_fn = {'l1': F.l1_loss, 'l2': F.mse_loss}[pixel_criterion]
@@ -271,8 +275,9 @@ class GeneratorLoss(nn.Module):
         pred, target = pred.as_subclass(torch.Tensor), target.as_subclass(torch.Tensor)
         if next(self.discriminator.parameters()).device != pred.device: self.discriminator.to(pred.device)
         zero = pred.new_zeros(())
-        self.g_pixel = self.pixel_fn(pred, target) * self.pixel_weight if self.pixel_weight else zero
-        self.g_percep = self.perceptual(pred, target) * self.perceptual_weight if self.perceptual is not None and self.perceptual_weight else zero
+        sharp = usm_sharp(target.float()).to(target.dtype) if self.usm_target else target
+        self.g_pixel = self.pixel_fn(pred, sharp) * self.pixel_weight if self.pixel_weight else zero
+        self.g_percep = self.perceptual(pred, sharp) * self.perceptual_weight if self.perceptual is not None and self.perceptual_weight else zero
         fake = self.discriminator(pred)
         real = self.discriminator(target).detach() if self.gan.kind == 'ragan' else None
         self.g_gan = self.gan.g_loss(fake, real)
@@ -353,6 +358,22 @@ DISCRIMINATORS.register('vgg', lambda patch, num_feat=64: VGGStyleDiscriminator(
 DISCRIMINATORS.register('unet', lambda patch, num_feat=64: UNetDiscriminatorSN(3, num_feat))
 DISCRIMINATORS.register('srgan', lambda patch, num_feat=64: SRGANDiscriminator(3, num_feat, patch))
 
+# %% ../nbs/12_esrgan.ipynb #00789d01
+def load_discriminator(learn:Learner, path) -> nn.Module:
+    "Start `learn`'s discriminator from weight file `path` (Real-ESRGAN's `*_netD.pth`: its `params`), strictly; a file that does not fit is one line."
+    from srwork.modelfiles import read_state_dict
+    D = learn.loss_func.discriminator
+    sd = read_state_dict(path, convert=False)
+    own = D.state_dict()
+    missing, unexpected = [k for k in own if k not in sd], [k for k in sd if k not in own]
+    wrong = [f"{k} {tuple(sd[k].shape)} (the discriminator's: {tuple(v.shape)})" for k, v in own.items() if k in sd and sd[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        said = wrong[:2] + [f"missing {k}" for k in missing[:2]] + [f"unexpected {k}" for k in unexpected[:2]]
+        raise SRWorkError(f"{path}: does not fit this run's {type(D).__name__} ({len(wrong)} shapes differ, {len(missing)} missing, "
+                          f"{len(unexpected)} unexpected: {'; '.join(said)})", param='init_d')
+    D.load_state_dict(sd)
+    return D
+
 # %% ../nbs/12_esrgan.ipynb #15d64e02
 def _init_generator(model, generator):
     if generator is None: return model
@@ -367,12 +388,13 @@ def _check_phase(phase:str):
 # %% ../nbs/12_esrgan.ipynb #fa8da8ae
 def gan_learner(dls, generator:nn.Module, scale:int, discriminator='vgg', gan_type:str='ragan', gan_weight:float=5e-3,
                 pixel_weight:float=1e-2, pixel_criterion:str='l1', perceptual:nn.Module=None, perceptual_weight:float=1.,
-                betas=(0.9, 0.99), d_lr_mult:float=1., ema:float|None=0.999, metrics=None, cbs=None, **kwargs) -> Learner:
+                betas=(0.9, 0.99), d_lr_mult:float=1., ema:float|None=0.999, usm_target:bool=False, metrics=None, cbs=None,
+                **kwargs) -> Learner:
     "A Learner training `generator` against `discriminator` (a `DISCRIMINATORS` name or a module) with `AdversarialTrainer`."
     pair = check_sr_dls(dls, scale, False, type(generator).__name__)
     patch = pair.patch_size if pair is not None else dls.one_batch()[1].shape[-1]
     D = discriminator if isinstance(discriminator, nn.Module) else DISCRIMINATORS[discriminator](patch)
-    loss = GeneratorLoss(D, AdversarialLoss(gan_type, gan_weight), perceptual, pixel_weight, perceptual_weight, pixel_criterion)
+    loss = GeneratorLoss(D, AdversarialLoss(gan_type, gan_weight), perceptual, pixel_weight, perceptual_weight, pixel_criterion, usm_target)
     trainer = AdversarialTrainer(d_lr_mult, betas)
     extra = [trainer] + ([GeneratorEMA(ema)] if ema else [])
     metrics = (list(metrics) if metrics is not None else [PSNR(scale), SSIM(scale)]) + LossMetrics(loss.metric_names)
@@ -383,13 +405,15 @@ def gan_learner(dls, generator:nn.Module, scale:int, discriminator='vgg', gan_ty
 
 # %% ../nbs/12_esrgan.ipynb #0d7f74c1
 def esrgan_learner(dls, scale:int=4, phase:str='psnr', generator=None, num_feat:int=64, num_block:int=23, num_grow_ch:int=32,
-                   discriminator='vgg', pretrained:bool=True, perceptual_net:str='vgg19', model:nn.Module=None, **kwargs) -> Learner:
-    "ESRGAN: `phase='psnr'` (RRDBNet, L1) or `phase='gan'` (from `generator`: relativistic GAN + VGG19 conv5_4 + 1e-2 L1); or train a built `model`."
+                   discriminator='vgg', pretrained:bool=True, perceptual_net:str='vgg19', perceptual_layers:dict=None,
+                   model:nn.Module=None, **kwargs) -> Learner:
+    """ESRGAN: `phase='psnr'` (RRDBNet, L1) or `phase='gan'` (from `generator`: relativistic GAN + VGG19 conv5_4 + 1e-2 L1); or train a built `model`.
+    `perceptual_layers` weighs other VGG layers (Real-ESRGAN: conv1_2 0.1, conv2_2 0.1, conv3_4, conv4_4 and conv5_4 1)."""
     _check_phase(phase)
     check_sr_dls(dls, scale, False, 'RRDBNet')
     model = _init_generator(model if model is not None else RRDBNet(3, 3, scale, num_feat, num_block, num_grow_ch), generator)
     if phase == 'psnr': return sr_learner(dls, model, scale, **kwargs)
-    percep = PerceptualLoss({'conv5_4': 1.}, perceptual_net, before_relu=True, criterion='l1', pretrained=pretrained)
+    percep = PerceptualLoss(perceptual_layers or {'conv5_4': 1.}, perceptual_net, before_relu=True, criterion='l1', pretrained=pretrained)
     return gan_learner(dls, model, scale, discriminator, perceptual=percep, **kwargs)
 
 # %% ../nbs/12_esrgan.ipynb #a2a9d84a

@@ -26,7 +26,7 @@ from . import edsr, esrgan, unet       # the built-in architectures register the
 # %% auto #0
 __all__ = ['MEMORY_SAFETY', 'as_model', 'tile_windows', 'parse_memory', 'memory_budget', 'TilePlan', 'plan_tiles',
            'upscale_tensor', 'resolve_device', 'upscale', 'upscale_file', 'export_onnx', 'onnx_session',
-           'onnx_max_diff', 'calibration_batches', 'quantize_onnx', 'onnx_upscaler', 'upscale_files']
+           'onnx_max_diff', 'calibration_batches', 'quantize_onnx', 'onnx_upscaler', 'record_failure', 'upscale_files']
 
 # %% ../nbs/18_inference.ipynb #e71c2040
 def as_model(obj, scale:int=None, trust:bool=False) -> Upscaler:
@@ -607,6 +607,12 @@ def _plan_outputs(files, out:Path, suffix:str='', overwrite:bool=False, ext:str=
         else: jobs.append((f, d))
     return jobs, failed, skipped
 
+# %% ../nbs/18_inference.ipynb #1928c9fc
+def record_failure(f, e:Exception, failed:list):
+    "A file of a batch that failed: its one-line message (naming it) appended to `failed` as `(f, message)` and printed on stderr; the batch goes on."
+    msg = str(e) if str(f) in str(e) else f"{f}: {e}"
+    failed.append((f, msg)); print(f"srwork: error: {msg}", file=sys.stderr)
+
 # %% ../nbs/18_inference.ipynb #6ec3d4bd
 def upscale_files(inputs:list, # image files, folders or glob patterns
                   model, # model file: .safetensors (save_model), .pth/.pt (published weights) or .pkl (learn.export)
@@ -653,8 +659,6 @@ def upscale_files(inputs:list, # image files, folders or glob patterns
                                device=dev, dtype=dtype, outscale=outscale, overwrite=overwrite, progress=interactive)
             done.append(dest)
             if not quiet: print(f"{f} -> {dest} ({res['size'][0]}x{res['size'][1]}; {res['plan']}; {time.time() - t0:.1f}s)")
-        except (SRWorkError, OSError, ValueError) as e:
-            msg = str(e) if str(f) in str(e) else f"{f}: {e}"
-            failed.append((f, msg)); print(f"srwork: error: {msg}", file=sys.stderr)
+        except (SRWorkError, OSError, ValueError) as e: record_failure(f, e, failed)
     if not quiet: print(f"{len(done)} upscaled, {len(failed)} failed" + (f", {len(skipped)} skipped" if skipped else ''))
     return dict(done=done, failed=failed, skipped=skipped)

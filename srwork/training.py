@@ -21,10 +21,10 @@ from .distributed import ddp, setup_distributed, is_main_process
 from .callbacks import GeneratorEMA, speed_callbacks, _device_type
 from .models import create_model, make_learner
 from .modelfiles import init_from, init_mismatches, save_model, export_generator
-from .esrgan import plot_gan
+from .esrgan import plot_gan, load_discriminator
 from .schedules import TimeBudget, IterBudget, lazy_epoch_bar, fit_progressive, progressive_state, epochs_for
 from .rundir import RunDir, EpochCheckpoint, HistoryCSV, CurvesPlot, save_checkpoint, resume_checkpoint, save_figure
-from .config import TrainConfig, as_config
+from .config import TrainConfig, as_config, recipe_for
 
 # %% auto #0
 __all__ = ['check_train_data', 'train_dataloaders', 'train_model', 'phase_learner', 'fit_phase', 'train']
@@ -54,7 +54,7 @@ def check_train_data(folder, patch:int, out=None) -> list[Path]:
 def train_dataloaders(cfg:TrainConfig, files, device=None, splits=None):
     "The loaders `cfg` trains on over `files`: its patch, batch, degradation, input mode, validation share, epoch size and cache."
     spec = cfg.spec
-    dls = sr_dataloaders(files, scale=cfg.scale, patch_size=cfg.patch, bs=cfg.bs, crappifier=cfg.preset, upsample_input=spec.upsample_input,
+    dls = sr_dataloaders(files, scale=cfg.scale, patch_size=cfg.patch, bs=cfg.bs, crappifier=cfg.preset, lr_folder=cfg.lr_folder, upsample_input=spec.upsample_input,
                          normalize=spec.normalize, valid_pct=cfg.valid_pct, valid_size=cfg.patch, seed=cfg.seed, device=device,
                          num_workers=cfg.workers, cache=len(files) if cfg.cache else 0, patches_per_epoch=cfg.patches_per_epoch, splits=splits)
     if len(dls.train) == 0:
@@ -69,7 +69,11 @@ def train_model(cfg:TrainConfig, quiet:bool=False) -> nn.Module:
     kw = {'pretrained': cfg.pretrained} if 'pretrained' in inspect.signature(spec.build).parameters else {}
     model = create_model(spec.name, cfg.size, cfg.scale, **kw)
     if cfg.init is not None:
-        copied, new = init_from(model, cfg.init), init_mismatches(model, cfg.init)
+        new = init_mismatches(model, cfg.init)
+        if new and cfg.recipe and recipe_for(cfg.recipe, cfg.arch).needs_init:      # a fine-tune starts from the whole published model
+            raise SRWorkError(f"{cfg.init}: does not fit {cfg.arch} ({cfg.size}, x{cfg.scale}) exactly, as the {cfg.recipe} recipe needs: "
+                              f"{len(new)} tensors differ, e.g. {', '.join(new[:3])}", param='init')
+        copied = init_from(model, cfg.init)
         if not quiet:
             print(f"started from {cfg.init}: {len(copied)} of {len(model.state_dict())} tensors"
                   + (f"; new (e.g. another scale's upsampler): {', '.join(new[:6])}{' ...' if len(new) > 6 else ''}" if new else ' (all: a strict fit)'))
@@ -83,8 +87,10 @@ def _use_ema(learn:Learner, decay:float):
     else: learn.add_cb(GeneratorEMA(decay))
 
 def phase_learner(cfg:TrainConfig, dls, model:nn.Module, phase:str, path=None, **kwargs) -> Learner:
-    "The learner of `phase` for `model` as `cfg` says: the architecture's, with the recipe's Adam, the speed options and an EMA."
+    "The learner of `phase` for `model` as `cfg` says: the architecture's with the recipe's losses, Adam, the speed options, an EMA, and the GAN phase's discriminator from `init_d`."
+    kwargs = {**(cfg.phase_options or {}).get(phase, {}), **kwargs}          # a recipe's losses and discriminator
     learn = make_learner(cfg.spec, dls, model, cfg.scale, phase, cfg.pretrained, **(dict(path=path) if path is not None else {}), **kwargs)
+    if cfg.init_d is not None and phase == 'gan': load_discriminator(learn, cfg.init_d)
     if cfg.betas: learn.opt_func = partial(Adam, mom=cfg.betas[0], sqr_mom=cfg.betas[1], eps=1e-8)
     learn.add_cbs(speed_callbacks(cfg.channels_last, cfg.precision, cfg.compile, _device_type(learn)))
     if cfg.ema: _use_ema(learn, cfg.ema)
@@ -163,7 +169,6 @@ def _start(run:RunDir, cfg:TrainConfig, data, files, state:dict, overwrite:bool,
         stale = run.prepare(overwrite)
         if stale and not quiet: print(f"removed {len(stale)} temporary file(s) left by a killed run: {', '.join(f.name for f in stale[:3])}")
     else: run.path.mkdir(parents=True, exist_ok=True)
-    from srwork.config import recipe_for
     recipe = recipe_for(cfg.recipe, cfg.arch).as_dict() if cfg.recipe else None
     state = {'config': cfg.record(data), 'recipe': recipe, 'done': state.get('done', []), 'data_files': _data_record(data, files)}
     if is_main_process(): run.save_state(state)
