@@ -66,7 +66,7 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path']+'.*']),
     include_package_data = True,
-    package_data = {cfg['lib_path']: ['assets/web/*']},      # the browser page's JavaScript, HTML and CSS (nbdev exports Python only)
+    package_data = {cfg['lib_path']: ['assets/web/*', 'assets/niqe/*']},      # the browser page's JavaScript, HTML and CSS, NIQE's pristine model (nbdev exports Python only)
     install_requires = requirements,
     extras_require={ 'dev': dev_requirements + [r for v in extras.values() for r in v], **extras },
     dependency_links = cfg.get('dep_links','').split(),

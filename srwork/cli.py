@@ -95,7 +95,7 @@ COMMANDS.register('train', Command('srwork.commands.train_and_evaluate',
     "Train any registered architecture (edsr, esrgan, span, swinir, hat, ...: srwork archs) on a folder of HR images; checkpoints, resume, exports.",
     {'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet']),
      'channels_last': dict(action=argparse.BooleanOptionalAction), 'gan': dict(action=argparse.BooleanOptionalAction), 'cache': dict(action=argparse.BooleanOptionalAction),
-     'precision': dict(choices=['fp32', 'bf16', 'fp16']), 'recipe': dict(choices=['paper', 'cpu', 'realesrgan-finetune'])},
+     'precision': dict(choices=['fp32', 'bf16', 'fp16']), 'recipe': dict(choices=['paper', 'cpu', 'realesrnet', 'realesrgan-finetune'])},
     interrupted=_train_interrupted, config='srwork.config.TrainConfig'))
 COMMANDS.register('archs', Command('srwork.commands.archs',
     "Which architecture should I train? Every registered architecture and size: parameters, MACs/pixel, fp16, spandrel, ONNX, published PSNR.",

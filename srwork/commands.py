@@ -23,7 +23,8 @@ from .inference import upscale, load_model, _expand_inputs, _plan_outputs, recor
 from .benchmark import Bicubic, bicubic_lr, comparison_panel, evaluate, benchmark_table
 
 # %% auto #0
-__all__ = ['demo', 'model_labels', 'bench', 'benchmark_sets', 'train_and_evaluate', 'archs', 'crappify_files']
+__all__ = ['demo', 'model_labels', 'no_reference_table', 'bench', 'benchmark_sets', 'train_and_evaluate', 'archs',
+           'crappify_files']
 
 # %% ../nbs/22_commands.ipynb #8d8c5129
 def _train_demo_model(files, scale:int, minutes:float, quiet:bool):
@@ -86,6 +87,55 @@ def model_labels(paths, taken=()) -> list[str]:
         if len(set(labels)) == len(labels) and not set(labels) & set(taken): return labels
     return [f'{l} ({i + 1})' for i, l in enumerate(labels)]      # one file given twice
 
+# %% ../nbs/22_commands.ipynb #0cde35ac
+def _benchmark_folder(name) -> Path:
+    "A benchmark set by folder or by name (under the data root, or downloaded), checked to hold images."
+    p = Path(name)
+    if not p.exists(): p = find_benchmark_set(str(name)) or get_dataset(str(name))
+    image_files(p)
+    return p
+
+# %% ../nbs/22_commands.ipynb #313935a3
+def _centre_crops(lr:torch.Tensor, outs:dict, size:int=64) -> tuple[list, list]:
+    "The centre `size` px of the LR photo (enlarged by pixel repetition) and the same region of each output, with titles."
+    h, w = lr.shape[-2:]
+    c = min(size, h, w); top, left = (h - c) // 2, (w - c) // 2
+    images, titles = [], []
+    for name, o in outs.items():
+        s = o.shape[-1] // w
+        images.append(o[:, top * s:(top + c) * s, left * s:(left + c) * s]); titles.append(name)
+    big = max(int(t.shape[-1]) for t in images)
+    return [lr[:, top:top + c, left:left + c].repeat_interleave(big // c, -1).repeat_interleave(big // c, -2)] + images, ['LR'] + titles
+
+def no_reference_table(ups:dict, data:list, picture=None):
+    "NIQE (lower: more natural) of the LR photos in `data` and of each upscaler's output (bicubic at the models' scales); `picture`: their centres side by side."
+    import io, pandas as pd
+    from PIL import Image
+    from srwork.metrics import niqe
+    models = {k: u for k, u in ups.items() if not isinstance(u, Bicubic)}
+    if not models: raise SRWorkError("a no-reference benchmark judges models: give `models`", param='models')
+    files = [(Path(d), f) for d in data for f in image_files(_benchmark_folder(d))]
+    scales, rows, panels = sorted({u.scale for u in models.values()}), {}, []
+    def score(t):
+        try: return niqe(t)
+        except ValueError: return float('nan')      # (smaller than two 96-px blocks)
+    for root, f in files:
+        lr = load_image(f).as_subclass(torch.Tensor)
+        outs = {f'bicubic x{s}': Bicubic(s)(lr[None])[0] for s in scales} if len(ups) > len(models) else {}
+        outs.update({k: upscale(u, lr) for k, u in models.items()})
+        rows[str(f.relative_to(root)) if len(data) == 1 else str(f)] = {'input': score(lr), **{k: score(o) for k, o in outs.items()}}
+        if picture is not None and len(panels) < 8: panels.append(comparison_panel(*_centre_crops(lr, outs)))
+    table = pd.DataFrame(rows).T
+    table.loc['mean'] = table.mean()
+    table.attrs.update(note="NIQE (lower is more natural; 'input': the LR photos as they are; nan: under two 96x96 blocks)", skipped=[])
+    if panels:
+        sheet = Image.new('RGB', (max(p.width for p in panels), sum(p.height for p in panels)), 'white')
+        y = 0
+        for p in panels: sheet.paste(p, (0, y)); y += p.height
+        buf = io.BytesIO(); sheet.save(buf, 'PNG'); atomic_write_bytes(picture, buf.getvalue())
+        table.attrs['note'] += f"; the outputs side by side: {picture}"
+    return table
+
 # %% ../nbs/22_commands.ipynb #01f5fee0
 def bench(data:list, # folders of HR images, or dataset names under the data root
           scales:list=(2, 3, 4), # scales
@@ -94,13 +144,17 @@ def bench(data:list, # folders of HR images, or dataset names under the data roo
           bicubic:bool=True, # include the bicubic baseline
           csv=None, # also write the table to this CSV file
           trust_pickle:bool=False, # load .pkl models (unpickling runs the code they hold): only files you trust
+          no_reference:bool=False, # `data` holds real LR photos (no ground truth): NIQE of each model's output instead of PSNR/SSIM
+          picture=None, # with `no_reference`: write the models' outputs side by side (a crop of each photo) to this PNG
          ):
-    "Print (and return) the benchmark table of bicubic and `models` on `data` folders or dataset names."
+    "Print (and return) the benchmark table of bicubic and `models` on `data` folders or dataset names; or, `no_reference`, their NIQE on real LR photos."
     import pandas as pd
     ups = {'bicubic': Bicubic()} if bicubic else {}
     for label, m in zip(model_labels(models, taken=ups), models): ups[label] = load_model(m, trust_pickle)
     if not ups: raise SRWorkError("nothing to benchmark: give `models` or drop `bicubic=False`", param='models')
-    table = benchmark_table(ups, list(data), scales=tuple(scales), y_channel=y_channel)
+    if picture is not None and not no_reference: raise SRWorkError("`picture` shows the outputs of a no-reference run: add `no_reference`", param='picture')
+    if no_reference: table = no_reference_table(ups, list(data), picture)
+    else: table = benchmark_table(ups, list(data), scales=tuple(scales), y_channel=y_channel)
     with pd.option_context('display.width', 200, 'display.max_columns', None, 'display.float_format', '{:.4f}'.format):
         print(table.T.to_string(na_rep='-'))
     print(table.attrs['note'])
@@ -121,14 +175,6 @@ def _eval_images(files, crop:int, tmp:Path) -> list[Path]:
         top, left = (h - ch) // 2, (w - cw) // 2
         crops.append(save_image(img[:, top:top + ch, left:left + cw], tmp/(Path(f).stem + '.png')))
     return crops
-
-# %% ../nbs/22_commands.ipynb #0cde35ac
-def _benchmark_folder(name) -> Path:
-    "A benchmark set by folder or by name (under the data root, or downloaded), checked to hold images."
-    p = Path(name)
-    if not p.exists(): p = find_benchmark_set(str(name)) or get_dataset(str(name))
-    image_files(p)
-    return p
 
 # %% ../nbs/22_commands.ipynb #a8a27880
 def benchmark_sets(learn, folders, scale:int, path=None, quiet:bool=False):

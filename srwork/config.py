@@ -53,6 +53,7 @@ class Recipe:
     scales:tuple|None = None            # the scales the paper trains
     fine_tune:str = ''                  # how other scales start (EDSR: from the x2 model)
     needs_init:str = ''                 # a fine-tuning recipe: the published files `init` (and `init_d`) start from
+    strict_init:tuple = ()              # the scales at which `init` must fit the model exactly (Real-ESRGAN's strict_load_g)
 
     def values(self, scale:int) -> dict:
         "The config values at `scale` (the HR patch from an LR patch) and the phases' plans."
@@ -99,7 +100,17 @@ RECIPES.register('realesrgan-finetune', {
                                                      perceptual_layers={'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1., 'conv4_4': 1., 'conv5_4': 1.},
                                                      usm_target=True, betas=(0.9, 0.999))}),
                      {'gan': PhasePlan(400_000, 1e-4, 'multistep', (400_000,))}, scales=(2, 4),
-                     needs_init="RealESRGAN_x4plus.pth or RealESRNet_x4plus.pth, RealESRGAN_x2plus.pth at x2; and `init_d` its *_netD.pth"),
+                     needs_init="RealESRGAN_x4plus.pth or RealESRNet_x4plus.pth, RealESRGAN_x2plus.pth at x2; and `init_d` its *_netD.pth",
+                     strict_init=(2, 4)),
+})
+RECIPES.register('realesrnet', {
+    'esrgan': Recipe("Real-ESRGAN options/train_realesrnet_x4plus.yml (x2plus: the same at x2, from the x4plus model where it fits): "
+                         "RealESRNet, Real-ESRGAN's PSNR stage, from ESRGAN's published x4 model; GT 256, batch 12 per GPU, Adam 2e-4 "
+                         "(0.9, 0.99), L1 against the USM-sharpened GT, EMA 0.999, 1M iterations, Real-ESRGAN's degradation and pool",
+                         dict(size='full', patch=256, bs=12, preset='realesrgan', betas=(0.9, 0.99), ema=0.999, train_phases=('psnr',),
+                              phase_options={'psnr': dict(usm_target=True)}),
+                         {'psnr': PhasePlan(1_000_000, 2e-4, 'multistep', (1_000_000,))}, scales=(2, 4),
+                         needs_init="ESRGAN_SRx4_DF2KOST_official-ff704c30.pth; x2: RealESRGAN_x4plus.pth (its tensors that fit)", strict_init=(4,)),
 })
 
 
@@ -172,7 +183,7 @@ class TrainConfig:
     "Everything a training run needs besides its data and output folder; `resolve` fills in and checks the rest."
     arch:str # architecture: a name registered in `ARCHS` (edsr, srresnet, esrgan, srgan, unet, ...)
     scale:int=4 # upscaling factor (the architecture's scales)
-    recipe:str=None # a published recipe: paper (the papers' patch, batch, Adam, iterations, schedule), cpu (edsr: quality per CPU-minute) or realesrgan-finetune (esrgan from the published Real-ESRGAN files); values given override it
+    recipe:str=None # a published recipe: paper (the papers' patch, batch, Adam, iterations, schedule), cpu (edsr: quality per CPU-minute), realesrnet or realesrgan-finetune (esrgan: Real-ESRGAN's PSNR stage, its GAN stage from the published files); values given override it
     preset:str=None # degradation: bicubic, course-v3, restoration, realesrgan (default: the recipe's, else bicubic)
     lr_folder:str=None # paired data: a folder of real LR images matched to the HR images by name (each HR/scale in size), used instead of a degradation
     patch:int=None # HR patch size (default: the recipe's, else the architecture's: 128 for unet/esrgan, 96 otherwise)

@@ -24,7 +24,7 @@ from .core import SRWorkError, Registry
 from .degradations import usm_sharp
 from .data import check_sr_dls
 from .metrics import PSNR, SSIM
-from .losses import PerceptualLoss, AdversarialLoss
+from .losses import PerceptualLoss, AdversarialLoss, SharpenedTargetLoss
 from .learner import sr_learner, SRLearner
 from .distributed import world_size, from_rank0, average_across
 from .callbacks import GeneratorEMA
@@ -406,15 +406,16 @@ def gan_learner(dls, generator:nn.Module, scale:int, discriminator='vgg', gan_ty
 # %% ../nbs/12_esrgan.ipynb #0d7f74c1
 def esrgan_learner(dls, scale:int=4, phase:str='psnr', generator=None, num_feat:int=64, num_block:int=23, num_grow_ch:int=32,
                    discriminator='vgg', pretrained:bool=True, perceptual_net:str='vgg19', perceptual_layers:dict=None,
-                   model:nn.Module=None, **kwargs) -> Learner:
+                   usm_target:bool=False, model:nn.Module=None, **kwargs) -> Learner:
     """ESRGAN: `phase='psnr'` (RRDBNet, L1) or `phase='gan'` (from `generator`: relativistic GAN + VGG19 conv5_4 + 1e-2 L1); or train a built `model`.
-    `perceptual_layers` weighs other VGG layers (Real-ESRGAN: conv1_2 0.1, conv2_2 0.1, conv3_4, conv4_4 and conv5_4 1)."""
+    `perceptual_layers` weighs other VGG layers (Real-ESRGAN: conv1_2 0.1, conv2_2 0.1, conv3_4, conv4_4 and conv5_4 1);
+    `usm_target`: pixel (and perceptual) losses against the USM-sharpened target, as Real-ESRGAN trains."""
     _check_phase(phase)
     check_sr_dls(dls, scale, False, 'RRDBNet')
     model = _init_generator(model if model is not None else RRDBNet(3, 3, scale, num_feat, num_block, num_grow_ch), generator)
-    if phase == 'psnr': return sr_learner(dls, model, scale, **kwargs)
+    if phase == 'psnr': return sr_learner(dls, model, scale, **({'loss_func': SharpenedTargetLoss()} if usm_target else {}), **kwargs)
     percep = PerceptualLoss(perceptual_layers or {'conv5_4': 1.}, perceptual_net, before_relu=True, criterion='l1', pretrained=pretrained)
-    return gan_learner(dls, model, scale, discriminator, perceptual=percep, **kwargs)
+    return gan_learner(dls, model, scale, discriminator, perceptual=percep, usm_target=usm_target, **kwargs)
 
 # %% ../nbs/12_esrgan.ipynb #a2a9d84a
 #| export

@@ -12,11 +12,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import SRWorkError, torchvision_weights
+from .degradations import usm_sharp
 from .data import norm_stats
 from fastai.vision.core import imagenet_stats
 
 # %% auto #0
-__all__ = ['vgg_layer_names', 'vgg_features', 'VGGFeatures', 'gram_matrix', 'FeatureLoss', 'PerceptualLoss', 'AdversarialLoss']
+__all__ = ['vgg_layer_names', 'vgg_features', 'VGGFeatures', 'gram_matrix', 'FeatureLoss', 'PerceptualLoss', 'AdversarialLoss',
+           'SharpenedTargetLoss']
 
 # %% ../nbs/04_losses.ipynb #684dfc12
 def vgg_layer_names(features:nn.Sequential) -> list[str]:
@@ -190,3 +192,14 @@ class AdversarialLoss(nn.Module):
         return loss * self.weight
 
     def __repr__(self): return f"AdversarialLoss({self.kind!r}, weight={self.weight})"
+
+# %% ../nbs/04_losses.ipynb #9e1199e8
+class SharpenedTargetLoss(nn.Module):
+    "L1 (or L2) between the prediction and the USM-sharpened target (`usm_sharp`): Real-ESRGAN's pixel loss with l1_gt_usm."
+    def __init__(self, criterion:str='l1'):
+        super().__init__()
+        if criterion not in ('l1', 'l2'): raise SRWorkError(f"criterion {criterion!r}: use 'l1' or 'l2'")
+        self.fn = F.l1_loss if criterion == 'l1' else F.mse_loss
+    def forward(self, pred, target):
+        pred, target = pred.as_subclass(torch.Tensor), target.as_subclass(torch.Tensor)
+        return self.fn(pred, usm_sharp(target.float()).to(pred.dtype))

@@ -70,7 +70,7 @@ def train_model(cfg:TrainConfig, quiet:bool=False) -> nn.Module:
     model = create_model(spec.name, cfg.size, cfg.scale, **kw)
     if cfg.init is not None:
         new = init_mismatches(model, cfg.init)
-        if new and cfg.recipe and recipe_for(cfg.recipe, cfg.arch).needs_init:      # a fine-tune starts from the whole published model
+        if new and cfg.recipe and cfg.scale in recipe_for(cfg.recipe, cfg.arch).strict_init:   # a fine-tune starts from the whole published model
             raise SRWorkError(f"{cfg.init}: does not fit {cfg.arch} ({cfg.size}, x{cfg.scale}) exactly, as the {cfg.recipe} recipe needs: "
                               f"{len(new)} tensors differ, e.g. {', '.join(new[:3])}", param='init')
         copied = init_from(model, cfg.init)

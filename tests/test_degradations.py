@@ -251,3 +251,26 @@ def test_the_gpu_batch_path_mixes_batches_through_the_pair_pool():
     for lr, hr in got: assert torch.allclose(lr[:, 0, 0, 0], hr[:, 0, 0, 0], atol=1 / 255)     # each LR with its own HR
     lr, hr = t((empty, batches[4]), split_idx=1)
     assert torch.equal(hr, batches[4])
+
+
+def test_bench_without_ground_truth_judges_real_photos(tmp_path):
+    "`srwork bench --no-reference`: NIQE of the photos, bicubic and each model's output, a side-by-side picture; misuse is one line."
+    import shutil
+    import srwork.edsr  # noqa: F401
+    from cli_runner import srwork_in_process as srwork
+    from srwork.core import sample_images
+    from srwork.models import create_model
+    from srwork.modelfiles import save_model
+    photos = tmp_path/'photos'; photos.mkdir()
+    for n in ('chelsea.png', 'coffee.png'): shutil.copy(sample_images()/n, photos/n)
+    model = save_model(create_model('edsr', 'small', 2), tmp_path/'mine.safetensors', scale=2)
+    r = srwork('bench', '--no-reference', '--data', photos, '--model', model, '--picture', tmp_path/'side.png')
+    assert r.returncode == 0, r.stderr
+    lines = {l.split()[0] + (' ' + l.split()[1] if l.startswith('bicubic') else ''): l for l in r.stdout.splitlines() if l.strip()}
+    assert {'input', 'bicubic x2', 'mine'} <= set(lines) and 'NIQE (lower is more natural' in r.stdout
+    assert all(float(v) > 0 for v in lines['bicubic x2'].split()[2:])
+    assert Image.open(tmp_path/'side.png').size[0] > 4 * 64
+    for argv, msg in [(['bench', '--data', photos, '--model', model, '--picture', tmp_path/'x.png'], '--picture shows the outputs of a no-reference run: add --no-reference'),
+                      (['bench', '--no-reference', '--data', photos], 'a no-reference benchmark judges models: give --model')]:
+        r = srwork(*argv)
+        assert r.returncode == 1 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

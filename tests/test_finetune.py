@@ -89,3 +89,15 @@ def test_bad_files_are_one_line_before_training(published, tmp_path):
         r = srwork(*base, '-o', out, *extra)
         assert r.returncode == 1 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, (msg, r.stderr)
         assert not (out/'checkpoints').exists() and not (out/'model.safetensors').exists()
+
+
+def test_the_realesrnet_stage_trains_l1_against_the_sharpened_target(published, tmp_path):
+    "--recipe realesrnet: the PSNR phase alone, L1 against the USM-sharpened GT, from the x4 model (strictly at x4; at x2 the tensors that fit, as Real-ESRGAN's x2plus starts)."
+    from srwork.losses import SharpenedTargetLoss
+    from srwork.training import train
+    d, *_ = published
+    args = dict(recipe='realesrnet', init=d/'RealESRGAN_x4plus.pth', size='small', patch=32, bs=2, iters=2, pretrained=False, quiet=True)
+    res = train('esrgan', d/'photos', tmp_path/'x4', **args)
+    assert isinstance(res['learn'].loss_func, SharpenedTargetLoss) and not hasattr(res['learn'], 'gan_trainer')
+    res = train('esrgan', d/'photos', tmp_path/'x2', scale=2, **args)        # (conv_first differs at x2: not strict there)
+    assert res['learn'].model.scale == 2

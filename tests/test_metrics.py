@@ -105,3 +105,18 @@ def test_fastai_metrics_undo_normalisation(tmp_path):
     assert p == pytest.approx(float(psnr(x, y, 2).mean()), abs=1e-3)
     assert s == pytest.approx(float(ssim(x, y, 2).mean()), abs=1e-5)
     assert 15 < p < 60
+
+
+def test_niqe_is_the_matlab_releases():
+    "NIQE of the release's test image (BasicSR's tests/data/baboon.png): MATLAB R2021a gives 5.72957338; blur and noise raise it; a flat image has none."
+    from pathlib import Path
+    from PIL import Image
+    from srwork.metrics import niqe
+    from srwork.crappify import imresize
+    baboon = np.asarray(Image.open(Path(__file__).parent/'data'/'baboon.png').convert('RGB'))
+    assert abs(niqe(baboon) - 5.72957338) < 1e-3
+    assert abs(niqe(torch.from_numpy(baboon).permute(2, 0, 1).float() / 255) - niqe(baboon)) < 1e-9        # a tensor: the same
+    blurred = imresize(imresize(baboon.astype(np.float32) / 255, 0.25), 4.)
+    assert niqe(blurred) > niqe(baboon) + 1
+    assert np.isnan(niqe(np.full((200, 200, 3), 128, np.uint8)))
+    with pytest.raises(ValueError, match="NIQE needs at least two 96x96 blocks, and the image is 100x90"): niqe(baboon[:90, :100])
