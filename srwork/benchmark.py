@@ -13,7 +13,7 @@ import torch
 from .core import SRWorkError, ScaleError, load_image, luma, quantise, round_half_up, to_uint
 from .crappify import imresize
 from .data import get_dataset, find_images
-from .metrics import psnr, ssim
+from .metrics import psnr, ssim, delta_e
 from .upscaler import Upscaler
 from .inference import upscale_tensor
 
@@ -66,7 +66,7 @@ def _image_list(source) -> tuple[str, list]:
     return p.name, files
 
 def evaluate(upscaler, source, scale:int, y_channel:bool=True, crop_border:int=None, progress:bool=False, tile:int|None=512):
-    "Per-image PSNR/SSIM (and a final 'mean' row) of `upscaler` on the HR images of `source` at `scale`; models run tiled (`tile` LR px)."
+    "Per-image PSNR/SSIM, CIEDE2000 colour difference `delta_e` (and a final 'mean' row) of `upscaler` on the HR images of `source` at `scale`; models run tiled (`tile` LR px)."
     import pandas as pd
     name, files = _image_list(source)
     up = as_upscaler(upscaler, scale, tile)
@@ -86,12 +86,12 @@ def evaluate(upscaler, source, scale:int, y_channel:bool=True, crop_border:int=N
             raise ScaleError(f"{f}: the upscaler returned {sr.shape[-1]}x{sr.shape[-2]} for a {lr.shape[-1]}x{lr.shape[-2]} "
                               f"input; x{scale} needs {hr.shape[-1]}x{hr.shape[-2]} (is it a x{scale} model?)")
         if grey: sr, hr = luma(sr), hr[:1]     # a greyscale source is measured on its one channel, as save_image writes it
-        rows.append(dict(image=f.name, psnr=psnr(sr, hr, crop, y_channel), ssim=ssim(sr, hr, crop, y_channel),
+        rows.append(dict(image=f.name, psnr=psnr(sr, hr, crop, y_channel), ssim=ssim(sr, hr, crop, y_channel), delta_e=delta_e(sr, hr, crop),
                          width=hr.shape[-1], height=hr.shape[-2], seconds=secs))
         if progress: print(f"{name} x{scale} {f.name}: {rows[-1]['psnr']:.2f} dB")
     if not rows: raise SRWorkError(f"{name}: no image large enough to measure at x{scale}: {too_small[0]}")
     df = pd.DataFrame(rows)
-    mean = dict(image='mean', psnr=df.psnr.mean(), ssim=df.ssim.mean(), width=np.nan, height=np.nan, seconds=df.seconds.sum())
+    mean = dict(image='mean', psnr=df.psnr.mean(), ssim=df.ssim.mean(), delta_e=df.delta_e.mean(), width=np.nan, height=np.nan, seconds=df.seconds.sum())
     df = pd.concat([df, pd.DataFrame([mean])], ignore_index=True)
     df.attrs.update(dataset=name, scale=scale, channel='Y (BT.601)' if y_channel else 'RGB', crop_border=crop, too_small=too_small)
     return df
@@ -115,7 +115,8 @@ def benchmark_table(upscalers:dict, datasets, scales=(2, 3, 4), y_channel:bool=T
                 for m in metrics: data.setdefault(uname, {})[(dname, f"x{s}", m)] = res[m]
     df = pd.DataFrame.from_dict(data, orient='index').reindex(index=list(upscalers), columns=pd.MultiIndex.from_tuples(cols))
     df.attrs['note'] = (f"PSNR (dB) / SSIM on the {'Y channel (BT.601)' if y_channel else 'RGB channels'}, 8-bit, "
-                        f"border crop = scale, LR by MATLAB-compatible bicubic")
+                        f"border crop = scale, LR by MATLAB-compatible bicubic"
+                        + ("; delta_e: mean CIEDE2000 colour difference on RGB (lower is better, 2.3 just noticeable)" if 'delta_e' in metrics else ''))
     df.attrs['skipped'] = sorted(set(skipped))                 # what the empty cells mean
     return df
 

@@ -108,14 +108,14 @@ def _centre_crops(lr:torch.Tensor, outs:dict, size:int=64) -> tuple[list, list]:
     return [lr[:, top:top + c, left:left + c].repeat_interleave(big // c, -1).repeat_interleave(big // c, -2)] + images, ['LR'] + titles
 
 def no_reference_table(ups:dict, data:list, picture=None):
-    "NIQE (lower: more natural) of the LR photos in `data` and of each upscaler's output (bicubic at the models' scales); `picture`: their centres side by side."
+    "NIQE (lower: more natural) of the LR photos in `data` and of each upscaler's output (bicubic at the models' scales), and each one's colour shift; `picture`: their centres side by side."
     import io, pandas as pd
     from PIL import Image
-    from srwork.metrics import niqe
+    from srwork.metrics import niqe, colour_shift
     models = {k: u for k, u in ups.items() if not isinstance(u, Bicubic)}
     if not models: raise SRWorkError("a no-reference benchmark judges models: give `models`", param='models')
     files = [(Path(d), f) for d in data for f in image_files(_benchmark_folder(d))]
-    scales, rows, panels = sorted({u.scale for u in models.values()}), {}, []
+    scales, rows, panels, shifts = sorted({u.scale for u in models.values()}), {}, [], {}
     def score(t):
         try: return niqe(t)
         except ValueError: return float('nan')      # (smaller than two 96-px blocks)
@@ -124,10 +124,13 @@ def no_reference_table(ups:dict, data:list, picture=None):
         outs = {f'bicubic x{s}': Bicubic(s)(lr[None])[0] for s in scales} if len(ups) > len(models) else {}
         outs.update({k: upscale(u, lr) for k, u in models.items()})
         rows[str(f.relative_to(root)) if len(data) == 1 else str(f)] = {'input': score(lr), **{k: score(o) for k, o in outs.items()}}
+        for k, o in outs.items(): shifts.setdefault(k, []).append(colour_shift(o, lr))
         if picture is not None and len(panels) < 8: panels.append(comparison_panel(*_centre_crops(lr, outs)))
     table = pd.DataFrame(rows).T
     table.loc['mean'] = table.mean()
-    table.attrs.update(note="NIQE (lower is more natural; 'input': the LR photos as they are; nan: under two 96x96 blocks)", skipped=[])
+    table.loc['colour shift'] = {k: float(np.mean(v)) for k, v in shifts.items()}
+    table.attrs.update(note="NIQE (lower is more natural; 'input': the LR photos as they are; nan: under two 96x96 blocks); colour shift: "
+                            "mean CIEDE2000 between each output brought back to the photo's size and the photo (a tint; 2.3 is just noticeable)", skipped=[])
     if panels:
         sheet = Image.new('RGB', (max(p.width for p in panels), sum(p.height for p in panels)), 'white')
         y = 0
@@ -147,14 +150,14 @@ def bench(data:list, # folders of HR images, or dataset names under the data roo
           no_reference:bool=False, # `data` holds real LR photos (no ground truth): NIQE of each model's output instead of PSNR/SSIM
           picture=None, # with `no_reference`: write the models' outputs side by side (a crop of each photo) to this PNG
          ):
-    "Print (and return) the benchmark table of bicubic and `models` on `data` folders or dataset names; or, `no_reference`, their NIQE on real LR photos."
+    "Print (and return) the benchmark table (PSNR, SSIM, CIEDE2000 colour difference) of bicubic and `models` on `data` folders or dataset names; or, `no_reference`, their NIQE and colour shift on real LR photos."
     import pandas as pd
     ups = {'bicubic': Bicubic()} if bicubic else {}
     for label, m in zip(model_labels(models, taken=ups), models): ups[label] = load_model(m, trust_pickle)
     if not ups: raise SRWorkError("nothing to benchmark: give `models` or drop `bicubic=False`", param='models')
     if picture is not None and not no_reference: raise SRWorkError("`picture` shows the outputs of a no-reference run: add `no_reference`", param='picture')
     if no_reference: table = no_reference_table(ups, list(data), picture)
-    else: table = benchmark_table(ups, list(data), scales=tuple(scales), y_channel=y_channel)
+    else: table = benchmark_table(ups, list(data), scales=tuple(scales), y_channel=y_channel, metrics=('psnr', 'ssim', 'delta_e'))
     with pd.option_context('display.width', 200, 'display.max_columns', None, 'display.float_format', '{:.4f}'.format):
         print(table.T.to_string(na_rep='-'))
     print(table.attrs['note'])

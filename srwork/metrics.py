@@ -14,7 +14,7 @@ from .crappify import imresize
 from .data import norm_stats, denormalize
 
 # %% auto #0
-__all__ = ['psnr', 'ssim', 'niqe', 'SRMetric', 'PSNR', 'SSIM']
+__all__ = ['psnr', 'ssim', 'rgb_to_lab', 'ciede2000', 'delta_e', 'colour_shift', 'niqe', 'SRMetric', 'PSNR', 'SSIM']
 
 # %% ../nbs/03_metrics.ipynb #7afa3da0
 def _as_batch255(img) -> torch.Tensor:
@@ -82,6 +82,62 @@ def ssim(sr, hr, crop_border:int=0, y_channel:bool=True):
     a, b = _prepare(sr, hr, crop_border, y_channel)
     if min(a.shape[-2:]) < 11: raise ValueError(f"SSIM needs at least 11x11 pixels after cropping, got {tuple(a.shape[-2:])}")
     return _out(_ssim_per_channel(a, b).mean(1), batched)
+
+# %% ../nbs/03_metrics.ipynb #c384bcf0
+_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
+_D65 = np.array([0.95047, 1., 1.08883])
+
+def rgb_to_lab(rgb:np.ndarray) -> np.ndarray:
+    "CIELAB (D65, 2°) of (..., 3) sRGB values in [0, 1], as scikit-image's `rgb2lab`."
+    c = np.asarray(rgb, dtype=np.float64)
+    lin = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    t = lin @ _XYZ_FROM_RGB.T / _D65
+    f = np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16 / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+def ciede2000(lab1:np.ndarray, lab2:np.ndarray) -> np.ndarray:
+    "The CIEDE2000 difference of each pair of (..., 3) CIELAB colours (kL = kC = kH = 1)."
+    L1, a1, b1 = np.moveaxis(np.asarray(lab1, np.float64), -1, 0); L2, a2, b2 = np.moveaxis(np.asarray(lab2, np.float64), -1, 0)
+    cbar7 = ((np.hypot(a1, b1) + np.hypot(a2, b2)) / 2) ** 7
+    g = 0.5 * (1 - np.sqrt(cbar7 / (cbar7 + 25 ** 7)))
+    a1, a2 = a1 * (1 + g), a2 * (1 + g)
+    c1, c2 = np.hypot(a1, b1), np.hypot(a2, b2)
+    h1, h2 = np.arctan2(b1, a1) % (2 * np.pi), np.arctan2(b2, a2) % (2 * np.pi)
+    zero = c1 * c2 == 0
+    dh = h2 - h1
+    dh = np.where(zero, 0, np.where(dh > np.pi, dh - 2 * np.pi, np.where(dh < -np.pi, dh + 2 * np.pi, dh)))
+    dH = 2 * np.sqrt(c1 * c2) * np.sin(dh / 2)
+    hs = h1 + h2
+    hbar = np.where(zero, hs, np.where(np.abs(h1 - h2) <= np.pi, hs / 2, np.where(hs < 2 * np.pi, (hs + 2 * np.pi) / 2, (hs - 2 * np.pi) / 2)))
+    t = (1 - 0.17 * np.cos(hbar - np.radians(30)) + 0.24 * np.cos(2 * hbar) + 0.32 * np.cos(3 * hbar + np.radians(6))
+         - 0.20 * np.cos(4 * hbar - np.radians(63)))
+    lbar, cbar = (L1 + L2) / 2, (c1 + c2) / 2
+    sl = 1 + 0.015 * (lbar - 50) ** 2 / np.sqrt(20 + (lbar - 50) ** 2)
+    sc, sh = 1 + 0.045 * cbar, 1 + 0.015 * cbar * t
+    rt = -np.sin(2 * np.radians(30) * np.exp(-((np.degrees(hbar) - 275) / 25) ** 2)) * 2 * np.sqrt(cbar ** 7 / (cbar ** 7 + 25 ** 7))
+    dl, dc, dhh = (L2 - L1) / sl, (c2 - c1) / sc, dH / sh
+    return np.sqrt(dl ** 2 + dc ** 2 + dhh ** 2 + rt * dc * dhh)
+
+# %% ../nbs/03_metrics.ipynb #49781254
+def _rgb01(img) -> np.ndarray:
+    "(H, W, 3) float64 8-bit RGB in [0, 1] of one image (grey repeated to three channels)."
+    t = _as_batch255(img)
+    if len(t) != 1: raise ValueError(f"one image at a time, not a batch of {len(t)}")
+    t = t[0].expand(3, -1, -1) if t.shape[1] == 1 else t[0][:3]
+    return t.permute(1, 2, 0).numpy() / 255
+
+def delta_e(sr, hr, crop_border:int=0) -> float:
+    "Mean CIEDE2000 colour difference of `sr` from `hr` (8-bit sRGB, `crop_border` px left out): 0 is identical, ~2.3 just noticeable."
+    a, b = _rgb01(sr), _rgb01(hr)
+    if a.shape != b.shape: raise ValueError(f"sizes differ: {a.shape[1]}x{a.shape[0]} and {b.shape[1]}x{b.shape[0]}")
+    if crop_border: a, b = a[crop_border:-crop_border, crop_border:-crop_border], b[crop_border:-crop_border, crop_border:-crop_border]
+    return float(ciede2000(rgb_to_lab(a), rgb_to_lab(b)).mean())
+
+def colour_shift(sr, lr) -> float:
+    "The tint an upscaler adds, without a reference: mean CIEDE2000 between `sr` brought back to `lr`'s size (MATLAB bicubic) and `lr`."
+    a, b = _rgb01(sr), _rgb01(lr)
+    back = np.clip(imresize(a, size=b.shape[:2]), 0, 1)
+    return delta_e(back, b)
 
 # %% ../nbs/03_metrics.ipynb #6a364ba0
 _GAMMAS = np.arange(0.2, 10.001, 0.001)

@@ -254,7 +254,7 @@ def test_the_gpu_batch_path_mixes_batches_through_the_pair_pool():
 
 
 def test_bench_without_ground_truth_judges_real_photos(tmp_path):
-    "`srwork bench --no-reference`: NIQE of the photos, bicubic and each model's output, a side-by-side picture; misuse is one line."
+    "`srwork bench --no-reference`: NIQE of the photos, bicubic and each model's output, their colour shift, a side-by-side picture; misuse is one line."
     import shutil
     import srwork.edsr  # noqa: F401
     from cli_runner import srwork_in_process as srwork
@@ -269,6 +269,7 @@ def test_bench_without_ground_truth_judges_real_photos(tmp_path):
     lines = {l.split()[0] + (' ' + l.split()[1] if l.startswith('bicubic') else ''): l for l in r.stdout.splitlines() if l.strip()}
     assert {'input', 'bicubic x2', 'mine'} <= set(lines) and 'NIQE (lower is more natural' in r.stdout
     assert all(float(v) > 0 for v in lines['bicubic x2'].split()[2:])
+    assert float(lines['bicubic x2'].split()[-1]) < 1 < float(lines['mine'].split()[-1])     # colour shift: bicubic keeps colours, an untrained model does not
     assert Image.open(tmp_path/'side.png').size[0] > 4 * 64
     for argv, msg in [(['bench', '--data', photos, '--model', model, '--picture', tmp_path/'x.png'], '--picture shows the outputs of a no-reference run: add --no-reference'),
                       (['bench', '--no-reference', '--data', photos], 'a no-reference benchmark judges models: give --model')]:

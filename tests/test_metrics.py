@@ -120,3 +120,20 @@ def test_niqe_is_the_matlab_releases():
     assert niqe(blurred) > niqe(baboon) + 1
     assert np.isnan(niqe(np.full((200, 200, 3), 128, np.uint8)))
     with pytest.raises(ValueError, match="NIQE needs at least two 96x96 blocks, and the image is 100x90"): niqe(baboon[:90, :100])
+
+
+def test_ciede2000_equals_the_published_pairs_and_scikit_image():
+    "Sharma, Wu and Dalal (2005) test pairs (their table 1), scikit-image's deltaE_ciede2000 on sRGB images, and the tint a colour shift catches."
+    from skimage.color import rgb2lab, deltaE_ciede2000
+    from srwork.metrics import ciede2000, delta_e, colour_shift
+    pairs = [((50, 2.6772, -79.7751), (50, 0, -82.7485), 2.0425), ((50, 3.1571, -77.2803), (50, 0, -82.7485), 2.8615),
+             ((50, 2.8361, -74.0200), (50, 0, -82.7485), 3.4412), ((50, 0, 0), (50, -1, 2), 2.3669),
+             ((50, 2.5, 0), (73, 25, -18), 27.1492), ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644)]
+    for a, b, want in pairs: assert abs(float(ciede2000(np.array(a), np.array(b))) - want) < 1e-4, (a, b, want)
+    rng = np.random.RandomState(3)
+    x, y = rng.randint(0, 256, (24, 20, 3)).astype(np.uint8), rng.randint(0, 256, (24, 20, 3)).astype(np.uint8)
+    assert abs(delta_e(x, y) - deltaE_ciede2000(rgb2lab(x), rgb2lab(y)).mean()) < 1e-9
+    assert abs(delta_e(x, y, crop_border=2) - deltaE_ciede2000(rgb2lab(x[2:-2, 2:-2]), rgb2lab(y[2:-2, 2:-2])).mean()) < 1e-9
+    smooth = imresize(rng.rand(12, 10, 3), 4.).clip(0, 1)
+    yellow = np.clip(smooth + np.array([6, 6, -6]) / 255, 0, 1)
+    assert colour_shift(imresize(smooth, 2.), smooth) < 0.5 < 2 < colour_shift(imresize(yellow, 2.), smooth)
