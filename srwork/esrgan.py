@@ -29,7 +29,7 @@ from .learner import sr_learner, SRLearner
 from .distributed import world_size, from_rank0, average_across
 from .callbacks import GeneratorEMA
 from .models import register_arch, scaled_kaiming_, n_params, count_blocks
-from .modelfiles import load_pretrained
+from .modelfiles import load_pretrained, read_state_dict
 
 # %% auto #0
 __all__ = ['DISCRIMINATORS', 'ResidualDenseBlock', 'RRDB', 'esrgan_official_to_basicsr', 'RRDBNet', 'rrdbnet_config',
@@ -361,7 +361,6 @@ DISCRIMINATORS.register('srgan', lambda patch, num_feat=64: SRGANDiscriminator(3
 # %% ../nbs/12_esrgan.ipynb #00789d01
 def load_discriminator(learn:Learner, path) -> nn.Module:
     "Start `learn`'s discriminator from weight file `path` (Real-ESRGAN's `*_netD.pth`: its `params`), strictly; a file that does not fit is one line."
-    from srwork.modelfiles import read_state_dict
     D = learn.loss_func.discriminator
     sd = read_state_dict(path, convert=False)
     own = D.state_dict()

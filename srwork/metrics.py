@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_metrics.ipynb #5e2f70f3
 from __future__ import annotations
-import warnings
+import functools, warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -142,11 +142,16 @@ def colour_shift(sr, lr) -> float:
 # %% ../nbs/03_metrics.ipynb #6a364ba0
 _GAMMAS = np.arange(0.2, 10.001, 0.001)
 
+@functools.lru_cache(maxsize=1)
+def _r_gamma() -> np.ndarray:
+    "The moment ratio Γ(2/α)² / (Γ(1/α) Γ(3/α)) over the release's grid of shapes α, computed once."
+    from scipy.special import gamma
+    return gamma(2 / _GAMMAS) ** 2 / (gamma(1 / _GAMMAS) * gamma(3 / _GAMMAS))
+
 def _aggd(x:np.ndarray) -> tuple[float, float, float]:
     "Asymmetric generalized Gaussian fit of `x` (the NIQE release's moment matching): shape, left and right spread."
     from scipy.special import gamma
-    x = x.ravel()
-    r_gam = gamma(2 / _GAMMAS) ** 2 / (gamma(1 / _GAMMAS) * gamma(3 / _GAMMAS))
+    x, r_gam = x.ravel(), _r_gamma()
     left, right = np.sqrt(np.mean(x[x < 0] ** 2)), np.sqrt(np.mean(x[x > 0] ** 2))
     g = left / right
     r = np.mean(np.abs(x)) ** 2 / np.mean(x ** 2)
@@ -165,6 +170,7 @@ def _niqe_features(block:np.ndarray) -> list[float]:
     return feats
 
 # %% ../nbs/03_metrics.ipynb #3d1877c7
+@functools.lru_cache(maxsize=1)
 def _pristine_model() -> dict:
     "NIQE's pristine multivariate Gaussian (mean, covariance) and its 7x7 window, as the MATLAB release publishes them."
     from importlib import resources

@@ -20,7 +20,7 @@ from .data import sr_dataloaders, image_files, read_pixels
 from .distributed import ddp, setup_distributed, is_main_process
 from .callbacks import GeneratorEMA, speed_callbacks, _device_type
 from .models import create_model, make_learner
-from .modelfiles import init_from, init_mismatches, save_model, export_generator
+from .modelfiles import init_from, init_mismatches, read_state_dict, save_model, export_generator
 from .esrgan import plot_gan, load_discriminator
 from .schedules import TimeBudget, IterBudget, lazy_epoch_bar, fit_progressive, progressive_state, epochs_for
 from .rundir import RunDir, EpochCheckpoint, HistoryCSV, CurvesPlot, save_checkpoint, resume_checkpoint, save_figure
@@ -69,11 +69,12 @@ def train_model(cfg:TrainConfig, quiet:bool=False) -> nn.Module:
     kw = {'pretrained': cfg.pretrained} if 'pretrained' in inspect.signature(spec.build).parameters else {}
     model = create_model(spec.name, cfg.size, cfg.scale, **kw)
     if cfg.init is not None:
-        new = init_mismatches(model, cfg.init)
+        sd = read_state_dict(cfg.init)                                   # (read once: published weights run to tens or hundreds of MB)
+        new = init_mismatches(model, sd)
         if new and cfg.recipe and cfg.scale in recipe_for(cfg.recipe, cfg.arch).strict_init:   # a fine-tune starts from the whole published model
             raise SRWorkError(f"{cfg.init}: does not fit {cfg.arch} ({cfg.size}, x{cfg.scale}) exactly, as the {cfg.recipe} recipe needs: "
                               f"{len(new)} tensors differ, e.g. {', '.join(new[:3])}", param='init')
-        copied = init_from(model, cfg.init)
+        copied = init_from(model, sd)
         if not quiet:
             print(f"started from {cfg.init}: {len(copied)} of {len(model.state_dict())} tensors"
                   + (f"; new (e.g. another scale's upsampler): {', '.join(new[:6])}{' ...' if len(new) > 6 else ''}" if new else ' (all: a strict fit)'))
