@@ -49,9 +49,11 @@ if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_require
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = shlex.split(cfg.get('dev_requirements') or '')
-# optional extras: `<name>_requirements = ...` in settings.ini gives `pip install 'srwork[<name>]'`; dev gets them all
+# optional extras: `<name>_requirements = ...` in settings.ini gives `pip install 'srwork[<name>]'`; dev gets them all but
+# those of `dev_skip_extras` (pyiqa: transformers, datasets, timm, bitsandbytes; the tests need none of it)
 extras = {k[:-len('_requirements')]: shlex.split(v) for k, v in cfg.items()
           if k.endswith('_requirements') and k not in ('dev_requirements', 'pip_requirements', 'conda_requirements')}
+dev_extras = [r for k, v in extras.items() if k not in cfg.get('dev_skip_extras', '').split() for r in v]
 project_urls = {}
 if cfg.get('doc_host'): project_urls["Documentation"] = cfg['doc_host'] + cfg.get('doc_baseurl', '')
 
@@ -68,7 +70,7 @@ setuptools.setup(
     include_package_data = True,
     package_data = {cfg['lib_path']: ['assets/web/*', 'assets/niqe/*']},      # the browser page's JavaScript, HTML and CSS, NIQE's pristine model (nbdev exports Python only)
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements + [r for v in extras.values() for r in v], **extras },
+    extras_require={ 'dev': dev_requirements + dev_extras, **extras },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding="utf8").read(),

@@ -14,12 +14,13 @@ from .core import SRWorkError, ScaleError, load_image, luma, quantise, round_hal
 from .crappify import imresize
 from .data import get_dataset, find_images
 from .metrics import psnr, ssim, delta_e
+from .perceptual import check_metrics, metric_info
 from .upscaler import Upscaler
 from .inference import upscale_tensor
 
 # %% auto #0
 __all__ = ['Bicubic', 'as_upscaler', 'bicubic_lr', 'benchmark_pair', 'evaluate', 'benchmark_table', 'plot_comparison',
-           'comparison_panel']
+           'interpolation_upscalers', 'plot_perception_distortion', 'comparison_panel']
 
 # %% ../nbs/19_benchmark.ipynb #684c8545
 class Bicubic:
@@ -65,8 +66,10 @@ def _image_list(source) -> tuple[str, list]:
     if not files: raise SRWorkError(f"{p}: no image files found")
     return p.name, files
 
-def evaluate(upscaler, source, scale:int, y_channel:bool=True, crop_border:int=None, progress:bool=False, tile:int|None=512):
-    "Per-image PSNR/SSIM, CIEDE2000 colour difference `delta_e` (and a final 'mean' row) of `upscaler` on the HR images of `source` at `scale`; models run tiled (`tile` LR px)."
+def evaluate(upscaler, source, scale:int, y_channel:bool=True, crop_border:int=None, progress:bool=False, tile:int|None=512,
+             metrics=('psnr', 'ssim', 'delta_e'), untrained:bool=False):
+    "Per-image `metrics` (names of `srwork.perceptual.METRICS` or pyiqa:NAME; default PSNR, SSIM and CIEDE2000 `delta_e`) and a final 'mean' row, of `upscaler` on the HR images of `source` at `scale`; models run tiled (`tile` LR px)."
+    infos = check_metrics(metrics, untrained)                     # a wrong name or missing weights: before any image
     import pandas as pd
     name, files = _image_list(source)
     up = as_upscaler(upscaler, scale, tile)
@@ -86,19 +89,20 @@ def evaluate(upscaler, source, scale:int, y_channel:bool=True, crop_border:int=N
             raise ScaleError(f"{f}: the upscaler returned {sr.shape[-1]}x{sr.shape[-2]} for a {lr.shape[-1]}x{lr.shape[-2]} "
                               f"input; x{scale} needs {hr.shape[-1]}x{hr.shape[-2]} (is it a x{scale} model?)")
         if grey: sr, hr = luma(sr), hr[:1]     # a greyscale source is measured on its one channel, as save_image writes it
-        rows.append(dict(image=f.name, psnr=psnr(sr, hr, crop, y_channel), ssim=ssim(sr, hr, crop, y_channel), delta_e=delta_e(sr, hr, crop),
+        rows.append(dict(image=f.name, **{m.name: float(m(sr, hr, crop, y_channel, untrained)[0]) for m in infos},
                          width=hr.shape[-1], height=hr.shape[-2], seconds=secs))
-        if progress: print(f"{name} x{scale} {f.name}: {rows[-1]['psnr']:.2f} dB")
+        if progress: print(f"{name} x{scale} {f.name}: " + ', '.join(f"{m.name} {rows[-1][m.name]:.4g}" for m in infos))
     if not rows: raise SRWorkError(f"{name}: no image large enough to measure at x{scale}: {too_small[0]}")
     df = pd.DataFrame(rows)
-    mean = dict(image='mean', psnr=df.psnr.mean(), ssim=df.ssim.mean(), delta_e=df.delta_e.mean(), width=np.nan, height=np.nan, seconds=df.seconds.sum())
+    mean = dict(image='mean', **{m.name: df[m.name].mean() for m in infos}, width=np.nan, height=np.nan, seconds=df.seconds.sum())
     df = pd.concat([df, pd.DataFrame([mean])], ignore_index=True)
     df.attrs.update(dataset=name, scale=scale, channel='Y (BT.601)' if y_channel else 'RGB', crop_border=crop, too_small=too_small)
     return df
 
 # %% ../nbs/19_benchmark.ipynb #3307d1d3
-def benchmark_table(upscalers:dict, datasets, scales=(2, 3, 4), y_channel:bool=True, metrics=('psnr', 'ssim')):
-    "Mean PSNR/SSIM of each upscaler (rows) on each dataset × scale (columns)."
+def benchmark_table(upscalers:dict, datasets, scales=(2, 3, 4), y_channel:bool=True, metrics=('psnr', 'ssim'), untrained:bool=False):
+    "Mean `metrics` (PSNR/SSIM by default; any name of `srwork.perceptual.METRICS`) of each upscaler (rows) on each dataset × scale (columns)."
+    infos = check_metrics(metrics, untrained)
     import pandas as pd
     datasets = datasets if isinstance(datasets, dict) else {_image_list(d)[0]: d for d in datasets}
     cols, data, skipped = [], {}, []
@@ -108,7 +112,7 @@ def benchmark_table(upscalers:dict, datasets, scales=(2, 3, 4), y_channel:bool=T
             for uname, up in upscalers.items():
                 u = up.get(s) if isinstance(up, dict) else up
                 if u is None: continue
-                try: ev = evaluate(u, src, s, y_channel)
+                try: ev = evaluate(u, src, s, y_channel, metrics=metrics, untrained=untrained)
                 except ScaleError as e: skipped.append(f"{uname} x{s}: {e}"); continue     # a fixed-scale model asked for another scale
                 res = ev.iloc[-1]
                 skipped += [f"x{s}: {why}" for why in ev.attrs['too_small']]               # (images too small for this scale: named)
@@ -116,7 +120,8 @@ def benchmark_table(upscalers:dict, datasets, scales=(2, 3, 4), y_channel:bool=T
     df = pd.DataFrame.from_dict(data, orient='index').reindex(index=list(upscalers), columns=pd.MultiIndex.from_tuples(cols))
     df.attrs['note'] = (f"PSNR (dB) / SSIM on the {'Y channel (BT.601)' if y_channel else 'RGB channels'}, 8-bit, "
                         f"border crop = scale, LR by MATLAB-compatible bicubic"
-                        + ("; delta_e: mean CIEDE2000 colour difference on RGB (lower is better, 2.3 just noticeable)" if 'delta_e' in metrics else ''))
+                        + ''.join(f"; {m.name}: {m.about} ({m.direction})" for m in infos if m.name not in ('psnr', 'ssim'))
+                        + ("; random metric networks (untrained): a pipeline check, not comparable numbers" if untrained and any(m.net for m in infos) else ''))
     df.attrs['skipped'] = sorted(set(skipped))                 # what the empty cells mean
     return df
 
@@ -142,6 +147,40 @@ def plot_comparison(image, upscalers:dict=None, scale:int=4, zoom:tuple=None, y_
             axs[0, j].add_patch(plt.Rectangle((x, y), s, s, fill=False, color='yellow', lw=1))
             axs[1, j].imshow(t[:, y:y + s, x:x + s].permute(1, 2, 0).numpy(), interpolation='nearest'); axs[1, j].axis('off')
     fig.suptitle(f"{Path(image).name} x{scale} (PSNR on {'Y' if y_channel else 'RGB'}, border {scale})")
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/19_benchmark.ipynb #b52c94df
+def interpolation_upscalers(model_a, model_b, scale:int, alphas=(0., .2, .4, .6, .8, 1.)) -> dict:
+    "ESRGAN's network interpolation: {'alpha 0.2': an `Upscaler` of 0.8·A + 0.2·B, ...} for the PSNR model A and the GAN model B (models, learners or `Upscaler`s)."
+    from srwork.esrgan import interpolate
+    unwrap = lambda m: m.model if isinstance(m, Upscaler) else m
+    return {f'alpha {a:g}': Upscaler(interpolate(unwrap(model_a), unwrap(model_b), a), scale) for a in alphas}
+
+def plot_perception_distortion(table, perceptual:str=None, distortion:str='psnr', curve=(), title:str=None):
+    "Each upscaler of a `benchmark_table` as a point (x: a perceptual metric, y: `distortion`), one panel per dataset and scale; the upscalers named in `curve` joined in order."
+    from matplotlib.figure import Figure
+    metrics = list(dict.fromkeys(c[2] for c in table.columns))
+    perceptual = perceptual or next((m for m in metrics if m not in ('psnr', 'ssim', 'delta_e')), None)
+    if perceptual not in metrics or distortion not in metrics:
+        raise SRWorkError(f"the perception-distortion plot needs a {distortion} column and a perceptual one (lpips, dists, niqe, ...); "
+                          f"the table has {', '.join(metrics)}", param='metrics')
+    groups = list(dict.fromkeys(c[:2] for c in table.columns))
+    fig = Figure(figsize=(4.2 * len(groups), 3.6))
+    axs = fig.subplots(1, len(groups), squeeze=False)[0]
+    for ax, (ds, sc) in zip(axs, groups):
+        x, y = table[(ds, sc, perceptual)].astype(float), table[(ds, sc, distortion)].astype(float)
+        line = [n for n in curve if n in table.index and np.isfinite(x[n]) and np.isfinite(y[n])]
+        if line: ax.plot(x[line], y[line], '-', color='tab:orange', lw=1, label='interpolation')
+        for n in table.index:
+            if not (np.isfinite(x[n]) and np.isfinite(y[n])): continue
+            ax.plot(x[n], y[n], 'o', color='tab:orange' if n in line else 'tab:blue')
+            ax.annotate(n, (x[n], y[n]), textcoords='offset points', xytext=(4, 3), fontsize=7)
+        ax.set_xlabel(f"{perceptual} ({metric_info(perceptual).direction})"); ax.set_ylabel(f"{distortion} ({metric_info(distortion).direction})")
+        ax.set_title(f"{ds} {sc}", fontsize=9)
+        if line: ax.legend(fontsize=7)
+    random = 'untrained' in table.attrs.get('note', '')
+    fig.suptitle(title or 'perception-distortion plane' + (' (random metric networks: the machinery, not the values)' if random else ''), fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -15,12 +15,13 @@ from .data import get_dataset, find_benchmark_set, image_files, read_pixels, _as
 from .metrics import psnr, ssim
 from .distributed import is_main_process
 from .modelfiles import save_model
-from .rundir import RunDir
+from .rundir import RunDir, save_figure
+from .perceptual import check_metrics
 from .config import TrainConfig
 from .training import train, train_dataloaders, train_model, phase_learner, fit_phase
 from .crappify import crappifier_preset
 from .inference import upscale, load_model, _expand_inputs, _plan_outputs, record_failure
-from .benchmark import Bicubic, bicubic_lr, comparison_panel, evaluate, benchmark_table
+from .benchmark import Bicubic, bicubic_lr, comparison_panel, evaluate, benchmark_table, interpolation_upscalers, plot_perception_distortion
 
 # %% auto #0
 __all__ = ['demo', 'model_labels', 'no_reference_table', 'bench', 'benchmark_sets', 'train_and_evaluate', 'archs',
@@ -107,29 +108,33 @@ def _centre_crops(lr:torch.Tensor, outs:dict, size:int=64) -> tuple[list, list]:
     big = max(int(t.shape[-1]) for t in images)
     return [lr[:, top:top + c, left:left + c].repeat_interleave(big // c, -1).repeat_interleave(big // c, -2)] + images, ['LR'] + titles
 
-def no_reference_table(ups:dict, data:list, picture=None):
-    "NIQE (lower: more natural) of the LR photos in `data` and of each upscaler's output (bicubic at the models' scales), and each one's colour shift; `picture`: their centres side by side."
+def no_reference_table(ups:dict, data:list, picture=None, metrics=('niqe',), untrained:bool=False):
+    "No-reference `metrics` (NIQE by default: lower is more natural; or pyiqa NR metrics) of the LR photos in `data` and of each upscaler's output (bicubic at the models' scales), and each one's colour shift; `picture`: their centres side by side."
     import io, pandas as pd
     from PIL import Image
-    from srwork.metrics import niqe, colour_shift
+    from srwork.metrics import colour_shift
+    from srwork.perceptual import check_metrics
+    infos = check_metrics(metrics, untrained, reference=False)
     models = {k: u for k, u in ups.items() if not isinstance(u, Bicubic)}
     if not models: raise SRWorkError("a no-reference benchmark judges models: give `models`", param='models')
     files = [(Path(d), f) for d in data for f in image_files(_benchmark_folder(d))]
     scales, rows, panels, shifts = sorted({u.scale for u in models.values()}), {}, [], {}
-    def score(t):
-        try: return niqe(t)
-        except ValueError: return float('nan')      # (smaller than two 96-px blocks)
+    def score(t, m):
+        try: return float(m(t, None, 0, True, untrained)[0])
+        except SRWorkError: return float('nan')      # (NIQE: smaller than two 96-px blocks)
     for root, f in files:
         lr = load_image(f).as_subclass(torch.Tensor)
         outs = {f'bicubic x{s}': Bicubic(s)(lr[None])[0] for s in scales} if len(ups) > len(models) else {}
         outs.update({k: upscale(u, lr) for k, u in models.items()})
-        rows[str(f.relative_to(root)) if len(data) == 1 else str(f)] = {'input': score(lr), **{k: score(o) for k, o in outs.items()}}
+        tag = (lambda m, k: k) if len(infos) == 1 else (lambda m, k: f"{m.name} {k}")
+        rows[str(f.relative_to(root)) if len(data) == 1 else str(f)] = {tag(m, k): score(t, m) for m in infos for k, t in {'input': lr, **outs}.items()}
         for k, o in outs.items(): shifts.setdefault(k, []).append(colour_shift(o, lr))
         if picture is not None and len(panels) < 8: panels.append(comparison_panel(*_centre_crops(lr, outs)))
     table = pd.DataFrame(rows).T
     table.loc['mean'] = table.mean()
-    table.loc['colour shift'] = {k: float(np.mean(v)) for k, v in shifts.items()}
-    table.attrs.update(note="NIQE (lower is more natural; 'input': the LR photos as they are; nan: under two 96x96 blocks); colour shift: "
+    table.loc['colour shift'] = {tag(m, k): float(np.mean(v)) for k, v in shifts.items() for m in infos[:1]}
+    named = '; '.join(f"{m.name}: {m.about} ({m.direction})" for m in infos)
+    table.attrs.update(note=f"{named}; 'input': the LR photos as they are; nan: no value (NIQE: under two 96x96 blocks); colour shift: "
                             "mean CIEDE2000 between each output brought back to the photo's size and the photo (a tint; 2.3 is just noticeable)", skipped=[])
     if panels:
         sheet = Image.new('RGB', (max(p.width for p in panels), sum(p.height for p in panels)), 'white')
@@ -149,20 +154,40 @@ def bench(data:list, # folders of HR images, or dataset names under the data roo
           trust_pickle:bool=False, # load .pkl models (unpickling runs the code they hold): only files you trust
           no_reference:bool=False, # `data` holds real LR photos (no ground truth): NIQE of each model's output instead of PSNR/SSIM
           picture=None, # with `no_reference`: write the models' outputs side by side (a crop of each photo) to this PNG
+          metrics:list=None, # metrics to report: psnr ssim delta_e lpips lpips-vgg dists niqe, or pyiqa:NAME (default: psnr ssim delta_e; with `no_reference`: niqe)
+          untrained_metrics:bool=False, # score LPIPS/DISTS with random networks where their weights are missing offline (a pipeline check: the numbers mean nothing)
+          interpolate:list=None, # two model files, PSNR then GAN (ESRGAN's phases): add their network interpolations at `alphas` as rows
+          alphas:list=(0., .2, .4, .6, .8, 1.), # the interpolation weights of the GAN model for `interpolate`
+          plot=None, # write the perception-distortion plot (PSNR against the first perceptual metric) of the table to this PNG
          ):
     "Print (and return) the benchmark table (PSNR, SSIM, CIEDE2000 colour difference) of bicubic and `models` on `data` folders or dataset names; or, `no_reference`, their NIQE and colour shift on real LR photos."
     import pandas as pd
     ups = {'bicubic': Bicubic()} if bicubic else {}
+    metrics = list(metrics or (['niqe'] if no_reference else ['psnr', 'ssim', 'delta_e']))
+    check_metrics(metrics, untrained_metrics, reference=not no_reference)     # a wrong name or missing weights: before any model loads
+    if plot is not None and (no_reference or 'psnr' not in metrics or all(m in ('psnr', 'ssim', 'delta_e') for m in metrics)):
+        raise SRWorkError("the perception-distortion `plot` needs psnr and a perceptual metric in `metrics` (e.g. psnr lpips), on HR images", param='plot')
+    if interpolate is not None and len(interpolate) != 2: raise SRWorkError("`interpolate` takes two model files: the PSNR model, then the GAN model", param='interpolate')
     for label, m in zip(model_labels(models, taken=ups), models): ups[label] = load_model(m, trust_pickle)
+    curve = []
+    if interpolate:
+        a, b = (load_model(m, trust_pickle) for m in interpolate)
+        try: alphas = [float(x) for x in alphas]
+        except ValueError: raise SRWorkError(f"`alphas` must be numbers, not {' '.join(map(str, alphas))}", param='alphas') from None
+        lerp = interpolation_upscalers(a, b, a.scale, alphas); curve = list(lerp)
+        ups.update(lerp)
     if not ups: raise SRWorkError("nothing to benchmark: give `models` or drop `bicubic=False`", param='models')
     if picture is not None and not no_reference: raise SRWorkError("`picture` shows the outputs of a no-reference run: add `no_reference`", param='picture')
-    if no_reference: table = no_reference_table(ups, list(data), picture)
-    else: table = benchmark_table(ups, list(data), scales=tuple(scales), y_channel=y_channel, metrics=('psnr', 'ssim', 'delta_e'))
+    if no_reference: table = no_reference_table(ups, list(data), picture, metrics, untrained_metrics)
+    else: table = benchmark_table(ups, list(data), scales=tuple(scales), y_channel=y_channel, metrics=metrics, untrained=untrained_metrics)
     with pd.option_context('display.width', 200, 'display.max_columns', None, 'display.float_format', '{:.4f}'.format):
         print(table.T.to_string(na_rep='-'))
     print(table.attrs['note'])
     for line in table.attrs['skipped']: print(f"no result for {line}")
     if csv: atomic_write_bytes(csv, table.to_csv().encode())
+    if plot is not None:
+        save_figure(plot_perception_distortion(table, curve=curve), plot)
+        print(f"perception-distortion plot: {plot}")
     return table
 
 # %% ../nbs/22_commands.ipynb #50bd88e6
@@ -198,15 +223,18 @@ def benchmark_sets(learn, folders, scale:int, path=None, quiet:bool=False):
 def _results_table(run:dict, crop:int, quiet:bool):
     "PSNR/SSIM of the trained model and of bicubic on the run's validation images (centre crops of at most `crop` px)."
     learn, dls, rd = run['learn'], run['dls'], RunDir(run['out'])
-    scale, arch = dls.sr_config['scale'], rd.state()['config']['arch']
+    cfg = rd.state()['config']
+    scale, arch = dls.sr_config['scale'], cfg['arch']
+    metrics = ['psnr', 'ssim', 'delta_e'] + [m for m in cfg.get('metrics') or [] if m not in ('psnr', 'ssim', 'delta_e')]
+    untrained = bool(cfg.get('untrained_metrics'))
     with tempfile.TemporaryDirectory() as tmp:
         valid = _eval_images([dls.valid_ds.items[i] for i in range(len(dls.valid_ds))], crop, Path(tmp))
-        res, bic = evaluate(learn, valid, scale, tile=1024), evaluate(Bicubic(), valid, scale)
+        res, bic = (evaluate(u, valid, scale, tile=1024, metrics=metrics, untrained=untrained) for u in (learn, Bicubic()))
     table = res.rename(columns=lambda c: f'{arch}_{c}').join(bic.rename(columns=lambda c: f'bicubic_{c}'))
     atomic_write_bytes(rd.results, table.to_csv().encode())
     if not quiet:
         print(table.round(4).to_string())
-        print(f"PSNR/SSIM on the {len(valid)} validation images{f' (centre crops of at most {crop} px)' if crop else ''} "
+        print(f"{', '.join(metrics)} on the {len(valid)} validation images{f' (centre crops of at most {crop} px)' if crop else ''} "
               f"(Y channel, border {scale}, MATLAB-bicubic LR)")
     return table
 

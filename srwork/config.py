@@ -16,6 +16,8 @@ from .core import SRWorkError, Registry, check_number
 from .crappify import crappifier_preset
 from .models import ARCHS, ArchSpec, check_scale
 from .callbacks import PRECISIONS, native_bf16
+from .perceptual import metric_info, missing_weights
+from .tracking import check_trackers
 from .schedules import SCHEDULES, Stage, lr_schedule, schedule_stages
 from . import edsr, esrgan, unet, archs     # the built-in architectures register themselves on import
 
@@ -207,6 +209,11 @@ class TrainConfig:
     cache:bool|None=None # keep the decoded images in memory as uint8 (default: the recipe's)
     ema:float=None # keep an exponential moving average of the weights with this decay (BasicSR's 0.999): validated, checkpointed and exported (default: the recipe's; the GAN phase always keeps one, 0.999)
     gan:bool|None=None # train the GAN phase after the PSNR phase (default: the architecture's: on for esrgan and srgan; span, compact, realplksr, swiftsrgan, mosr, realcugan have one when asked)
+    metrics:list=None # validate with these too, every epoch: lpips, lpips-vgg, dists, niqe, delta_e or pyiqa:NAME (psnr and ssim always; default: lpips for a run with a GAN phase when its weights are in torch's cache)
+    select:str=None # export the weights of the validation epoch best on this metric (psnr, ssim, lpips, dists, niqe, ...: its direction is known) instead of the last
+    log:list=None # trackers, several at once: tensorboard, wandb (offline without a network), csv (history_<phase>.csv, always written)
+    pictures:int=1 # every this many epochs, a grid of validation crops (LR, bicubic, model, HR) into OUT/valid_pictures and the trackers (0: none)
+    untrained_metrics:bool=False # validate with LPIPS/DISTS of random weights where theirs are missing offline (a pipeline check: the values mean nothing)
     model:str=field(default=None, metadata={'flag': False}) # the architecture built, when a recipe trains another (cpu: ychannel)
     betas:tuple=field(default=None, metadata={'flag': False}) # Adam's betas (default: the learner's own)
     plans:dict=field(default=None, metadata={'flag': False}) # phase -> PhasePlan: length, peak rate and schedule of each phase
@@ -229,6 +236,20 @@ def field_docs(cls) -> dict:
 def flag_fields(cls) -> list:
     "The fields of dataclass `cls` that the command line gives flags (all but those marked `metadata={'flag': False}`)."
     return [f for f in dataclasses.fields(cls) if f.metadata.get('flag', True)]
+
+# %% ../nbs/16_config.ipynb #f35cbd71
+def _validation_metrics(merged:dict, spec:ArchSpec, notes:list) -> list:
+    "The extra validation metrics: those given (and `select`'s), else LPIPS for a run with a GAN phase when its weights are cached (a note either way)."
+    given = [metric_info(m).name for m in merged['metrics'] or []]
+    gan = 'gan' in (merged['train_phases'] or (spec.phases if merged['gan'] else spec.default_phases or spec.phases))
+    if merged['metrics'] is None and gan and merged['gan'] is not False:
+        missing = [] if merged['untrained_metrics'] else missing_weights('lpips')
+        if missing: notes.append(f"the GAN phase validates with PSNR/SSIM only: LPIPS's weights ({', '.join(missing)}) are not in torch's cache "
+                                 "(`metrics=['lpips']` downloads them)")
+        else: given = ['lpips']; notes.append("validating with LPIPS too (lower is better), as a GAN phase is judged")
+    sel = merged['select']
+    if sel is not None and metric_info(sel).name not in given + ['psnr', 'ssim']: given.append(metric_info(sel).name)
+    return [m for m in dict.fromkeys(given) if m not in ('psnr', 'ssim')]
 
 # %% ../nbs/16_config.ipynb #1af563c7
 _DEFAULTS = dict(preset='bicubic', schedule='one-cycle', valid_pct=0.1)
@@ -256,6 +277,7 @@ def resolve(self:TrainConfig, device:str=None) -> TrainConfig:
     if self.precision is None:
         merged['precision'], why = recipe_precision(values.get('precision', 'fp32'), device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         if why: notes.append(why)
+    merged['metrics'] = _validation_metrics(merged, spec, notes)
     cfg = TrainConfig(**{**merged, 'notes': tuple(notes)})
     cfg.check()
     if cfg.patches_per_epoch is None and any(cfg.phase_iters(ph) for ph in cfg.phases):   # iterations: validate and checkpoint every 1000
@@ -290,6 +312,12 @@ def check(self:TrainConfig):
     if self.init_d is not None and 'gan' not in self.phases:
         raise SRWorkError(f"`init_d` starts a discriminator, and this run has no GAN phase ({self.arch}: {', '.join(self.phases)})", param='init_d')
     if self.patch % self.scale: raise SRWorkError(f"`patch` {self.patch} is not a multiple of `scale` {self.scale}", param='patch')
+    for m in self.metrics or []: metric_info(m)
+    check_number('pictures', self.pictures, lo=0, integer=True)
+    check_trackers(self.log)
+    if 'niqe' in (self.metrics or []) and self.patch - 2 * self.scale < 192:
+        raise SRWorkError(f"niqe needs validation crops of at least {192 + 2 * self.scale} px (two 96-px blocks after the {self.scale}-px border): "
+                          f"`patch` is {self.patch}", param='metrics')
 
 # %% ../nbs/16_config.ipynb #089d4061
 @patch(as_prop=True)

@@ -24,7 +24,7 @@ __all__ = ['YCBCR_MATRIX', 'YCBCR_OFFSET', 'DEFAULT_MAX_PIXELS', 'SAMPLE_IMAGES'
            'ImageNotFoundError', 'check_number', 'data_path', 'scratch_dir', 'set_seed', 'Registry', 'round_half_up',
            'quantise', 'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'rgb_to_y', 'ImageMeta', 'max_image_pixels',
            'png_missing_bytes', 'load_image', 'ImageValueError', 'WriteError', 'temp_sibling', 'atomic_write_bytes',
-           'clean_stale_temps', 'save_image', 'torchvision_weights', 'sample_images']
+           'clean_stale_temps', 'save_image', 'hub_weights', 'torchvision_weights', 'sample_images']
 
 # %% ../nbs/00_core.ipynb #d16b57b5
 class SRWorkError(Exception):
@@ -636,7 +636,17 @@ def save_image(img, path, like=None, alpha=None, overwrite_source:bool=False, ov
     return atomic_write_bytes(path, _encode(_levels_hwc(t, alpha, meta, bits), meta, fmt, path, **save_kwargs), overwrite)
 
 # %% ../nbs/00_core.ipynb #e9b56cfa
-def torchvision_weights(arch, purpose:str='') -> dict:
+def hub_weights(url:str, what:str, file_name:str=None, instead:str='', param:str=None) -> dict:
+    "State dict at `url` from torch's cache (`TORCH_HOME`), downloaded there once; when neither works, one line naming `what`, the file, the folder and what to do `instead`."
+    cache = Path(torch.hub.get_dir())/'checkpoints'
+    fname = file_name or url.rsplit('/', 1)[-1]
+    try: return torch.hub.load_state_dict_from_url(url, model_dir=str(cache), progress=False, weights_only=True, file_name=fname,
+                                                      map_location='cpu')   # (some published files hold CUDA tensors)
+    except Exception as e:
+        raise SRWorkError(f"{what} are not available: {fname} is not in {cache} and downloading {url} failed ({type(e).__name__}: {e}). "
+                          f"Copy {fname} into {cache} (or point TORCH_HOME at a cache that has it)" + (f", or {instead}" if instead else ''), param=param) from None
+
+def torchvision_weights(arch, purpose:str='', instead:str="pass `pretrained=False` to start from random weights", param:str='pretrained') -> dict:
     "ImageNet state dict of torchvision builder `arch` (function or name, e.g. 'resnet34'), from torch's cache or downloaded."
     import torchvision
     from torchvision.models import get_model_weights
@@ -644,14 +654,9 @@ def torchvision_weights(arch, purpose:str='') -> dict:
     name = getattr(builder, '__name__', str(arch))
     try: weights = get_model_weights(builder).DEFAULT
     except Exception: raise SRWorkError(f"{name} has no torchvision ImageNet weights; pass `pretrained=False`", param='pretrained') from None
-    url = weights.url
-    cache = Path(torch.hub.get_dir())/'checkpoints'
-    fname = url.rsplit('/', 1)[-1]
-    try: return torch.hub.load_state_dict_from_url(url, model_dir=str(cache), progress=False, weights_only=True)
-    except Exception as e:
-        raise SRWorkError(f"the ImageNet weights of {name}{' for ' + purpose if purpose else ''} are not available: {fname} is not in "
-                          f"{cache} and downloading {url} failed ({type(e).__name__}: {e}). Copy {fname} into {cache} "
-                          f"(or point TORCH_HOME at a cache that has it), or pass `pretrained=False` to start from random weights", param='pretrained') from None
+    return hub_weights(weights.url, f"the ImageNet weights of {name}{' for ' + purpose if purpose else ''}",
+                       instead=instead, param=param)
+
 
 # %% ../nbs/00_core.ipynb #308a330c
 SAMPLE_IMAGES = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'motorcycle_left.png',

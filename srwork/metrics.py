@@ -133,10 +133,12 @@ def delta_e(sr, hr, crop_border:int=0) -> float:
     if crop_border: a, b = a[crop_border:-crop_border, crop_border:-crop_border], b[crop_border:-crop_border, crop_border:-crop_border]
     return float(ciede2000(rgb_to_lab(a), rgb_to_lab(b)).mean())
 
-def colour_shift(sr, lr) -> float:
-    "The tint an upscaler adds, without a reference: mean CIEDE2000 between `sr` brought back to `lr`'s size (MATLAB bicubic) and `lr`."
+def colour_shift(sr, lr, sigma:float=2.) -> float:
+    "The tint an upscaler adds, without a reference: mean CIEDE2000 between `sr` brought back to `lr`'s size (MATLAB bicubic) and `lr`, both blurred by a Gaussian of `sigma` LR px (colour, not sharpness)."
+    from scipy.ndimage import gaussian_filter
     a, b = _rgb01(sr), _rgb01(lr)
     back = np.clip(imresize(a, size=b.shape[:2]), 0, 1)
+    if sigma: back, b = (gaussian_filter(x, (sigma, sigma, 0), mode='nearest') for x in (back, b))
     return delta_e(back, b)
 
 # %% ../nbs/03_metrics.ipynb #6a364ba0

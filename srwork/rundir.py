@@ -113,7 +113,8 @@ class CurvesPlot(Callback):
 
 # %% ../nbs/15_rundir.ipynb #75dddd79
 RUN_FILES = ('train_state.json', 'checkpoint_*.pth', 'history_*.csv', 'curves.png', 'gan_curves.png', 'model.pkl',
-             'model.safetensors', 'results.csv', 'benchmarks.csv', 'models/*_stage*.pth', 'models/*_stages_state.json')
+             'model.safetensors', 'results.csv', 'benchmarks.csv', 'models/*_stage*.pth', 'models/*_stages_state.json',
+             'best_*.pth', 'valid_pictures/*.png', 'tensorboard/*', 'wandb_id', 'wandb/**/*')
 
 # %% ../nbs/15_rundir.ipynb #694a37e1
 class RunDir:

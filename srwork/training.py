@@ -25,6 +25,8 @@ from .esrgan import plot_gan, load_discriminator
 from .schedules import TimeBudget, IterBudget, lazy_epoch_bar, fit_progressive, progressive_state, epochs_for
 from .rundir import RunDir, EpochCheckpoint, HistoryCSV, CurvesPlot, save_checkpoint, resume_checkpoint, save_figure
 from .config import TrainConfig, as_config, recipe_for
+from .perceptual import perceptual_metric, check_metrics
+from .tracking import run_callbacks, BestModel
 
 # %% auto #0
 __all__ = ['check_train_data', 'train_dataloaders', 'train_model', 'phase_learner', 'fit_phase', 'train']
@@ -88,13 +90,17 @@ def _use_ema(learn:Learner, decay:float):
     else: learn.add_cb(GeneratorEMA(decay))
 
 def phase_learner(cfg:TrainConfig, dls, model:nn.Module, phase:str, path=None, **kwargs) -> Learner:
-    "The learner of `phase` for `model` as `cfg` says: the architecture's with the recipe's losses, Adam, the speed options, an EMA, and the GAN phase's discriminator from `init_d`."
+    "The learner of `phase` for `model` as `cfg` says: the architecture's with the recipe's losses, Adam, the speed options, an EMA, the GAN phase's discriminator from `init_d`, `cfg.metrics`; in run folder `path`, the best checkpoint, pictures and trackers."
     kwargs = {**(cfg.phase_options or {}).get(phase, {}), **kwargs}          # a recipe's losses and discriminator
     learn = make_learner(cfg.spec, dls, model, cfg.scale, phase, cfg.pretrained, **(dict(path=path) if path is not None else {}), **kwargs)
     if cfg.init_d is not None and phase == 'gan': load_discriminator(learn, cfg.init_d)
     if cfg.betas: learn.opt_func = partial(Adam, mom=cfg.betas[0], sqr_mom=cfg.betas[1], eps=1e-8)
     learn.add_cbs(speed_callbacks(cfg.channels_last, cfg.precision, cfg.compile, _device_type(learn)))
     if cfg.ema: _use_ema(learn, cfg.ema)
+    have = {getattr(m, 'name', None) for m in learn.metrics}
+    if 'metrics' not in kwargs:               # (a caller's own `metrics` are the whole list)
+        learn.metrics = list(learn.metrics) + [perceptual_metric(m, cfg.scale, untrained=cfg.untrained_metrics) for m in cfg.metrics or [] if m not in have]
+    if path is not None: learn.add_cbs(run_callbacks(path, phase, cfg.select, cfg.log or (), cfg.pictures))
     return learn
 
 # %% ../nbs/17_training.ipynb #f2302135
@@ -199,9 +205,16 @@ def _train_phase(learn:Learner, cfg:TrainConfig, phase:str, run:RunDir, state:di
         if hasattr(learn, 'gan_trainer'): save_figure(plot_gan(learn), run.gan_curves)
 
 # %% ../nbs/17_training.ipynb #c3f50a49
-def _finish(run:RunDir, learn:Learner, state:dict, seconds:float) -> dict:
-    "The exports (rank 0 writes them: a lean pickle and a pickle-free file) and the finished state; every process returns their paths."
+def _select_best(learn:Learner, quiet:bool):
+    "With `select`, the best validated weights of the last phase into the model (they are what is exported)."
+    best = next((cb for cb in learn.cbs if isinstance(cb, BestModel)), None)
+    got = best.restore(learn.model) if best is not None else None
+    if got and not quiet: print(f"exporting the weights of epoch {got['epoch'] + 1}: the best {got['metric']} ({got['value']:.4f}, {best.info.direction}) of this phase")
+
+def _finish(run:RunDir, learn:Learner, state:dict, seconds:float, quiet:bool=False) -> dict:
+    "The exports (rank 0 writes them: a lean pickle and a pickle-free file) of the last or, with `select`, the best weights, and the finished state; every process returns their paths."
     pkl, st = run.model_file('.pkl'), run.model_file('.safetensors')
+    _select_best(learn, quiet)
     if is_main_process():
         export_generator(learn, pkl); save_model(learn, st)
         state.update(finished=True, seconds=round(seconds, 1)); run.save_state(state)
@@ -220,6 +233,7 @@ def train(config, # a `TrainConfig`, or the name of a registered architecture
     "Train `config` on the HR images under `data` into folder `out`; returns the learner, loaders and exported files."
     cfg = as_config(config, **overrides).resolve()                    # every value checked before OUT is touched
     files, run = check_train_data(data, cfg.patch, out), RunDir(out)
+    check_metrics(cfg.metrics or [], cfg.untrained_metrics)          # weights (or pyiqa) missing: one line before OUT is touched
     state = run.check(resume, overwrite, cfg.arch)
     if resume: _check_same_data(data, files, state)
     joined, device = dist.is_available() and dist.is_initialized(), setup_distributed()   # several processes (torchrun): one group
@@ -232,6 +246,6 @@ def train(config, # a `TrainConfig`, or the name of a registered architecture
     for i, phase in enumerate(cfg.phases):
         if i: learn = phase_learner(cfg, dls, model, phase, run.path)
         _train_phase(learn, cfg, phase, run, state, resume, quiet)
-    paths = _finish(run, learn, state, time.time() - t0)
+    paths = _finish(run, learn, state, time.time() - t0, quiet)
     if device is not None and not joined: dist.destroy_process_group()   # (a group the caller made stays)
     return dict(paths, learn=learn, dls=dls, out=run.path)

@@ -1,5 +1,5 @@
 "Training on several processes: two gloo processes on the CPU, started by torchrun as a user would."
-import os, subprocess, sys, textwrap
+import json, os, subprocess, sys, textwrap
 from pathlib import Path
 
 import pytest
@@ -22,16 +22,18 @@ def data(tmp_path_factory):
 
 
 def test_torchrun_trains_one_model_written_once(data, tmp_path):
-    "`torchrun -m srwork train` with a relative -o: exit 0, one log row per epoch (one writer), a model `srwork upscale` uses."
+    "`torchrun -m srwork train` with a relative -o: exit 0, one log row per epoch (one writer), a model `srwork upscale` uses; the best epoch, pictures and TensorBoard from rank 0 (`--track`: torchrun takes `--log` for its own `--log-dir`)."
     r = torchrun('-m', 'srwork', 'train', '--arch', 'edsr', '--size', 'small', '--data', data, '--scale', 2, '--patch', 32,
-                 '--bs', 2, '--epochs', 2, '-o', 'runs/ddp', cwd=tmp_path)
+                 '--bs', 2, '--epochs', 2, '-o', 'runs/ddp', '--track', 'tensorboard', '--select', 'psnr', cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path/'runs'/'ddp'
     assert r.stdout.count('edsr train: x2') == 1                        # one process prints
     rows = (out/'history_train.csv').read_text().splitlines()
     assert rows[0].startswith('epoch,') and [l.split(',')[0] for l in rows[1:]] == ['0', '1'], rows
-    assert sorted(f.name for f in out.iterdir()) == ['checkpoint_train.pth', 'curves.png', 'history_train.csv', 'model.pkl',
-                                                     'model.safetensors', 'results.csv', 'train_state.json']
+    assert sorted(f.name for f in out.iterdir()) == ['best_train.pth', 'checkpoint_train.pth', 'curves.png', 'history_train.csv', 'model.pkl',
+                                                     'model.safetensors', 'results.csv', 'tensorboard', 'train_state.json', 'valid_pictures']
+    assert sorted(f.name for f in (out/'valid_pictures').iterdir()) == ['train_epoch001.png', 'train_epoch002.png']
+    assert [s[:2] for s in json.loads((out/'tensorboard'/'steps.json').read_text())] == [['train', 0], ['train', 1]]
     Image.new('RGB', (20, 14), (90, 120, 200)).save(tmp_path/'small.png')
     up = subprocess.run([sys.executable, '-m', 'srwork', 'upscale', tmp_path/'small.png', '-m', out/'model.safetensors',
                          '-o', tmp_path/'up'], capture_output=True, text=True, timeout=300)

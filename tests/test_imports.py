@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1]/'srwork'
-PIPELINE = ['core', 'degradations', 'crappify', 'data', 'metrics', 'losses', 'learner', 'distributed', 'callbacks', 'models', 'upscaler',
-            'modelfiles', 'edsr', 'esrgan', 'unet', 'archs', 'schedules', 'rundir', 'config', 'training', 'inference', 'benchmark', 'web',
+PIPELINE = ['core', 'degradations', 'crappify', 'data', 'metrics', 'perceptual', 'losses', 'learner', 'distributed', 'callbacks', 'models', 'upscaler',
+            'modelfiles', 'edsr', 'esrgan', 'unet', 'archs', 'schedules', 'rundir', 'tracking', 'config', 'training', 'inference', 'benchmark', 'web',
             '_browser', 'commands', 'cli', '__main__']
 NOT_IN_PIPELINE = {'__init__', '_modidx'}      # the version string and nbdev's index: no srwork imports
 
