@@ -12,11 +12,12 @@ from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 from fastai.torch_core import get_model        # the bare model inside DDP
 
-from .core import SRWorkError
+from .core import SRWorkError, check_interrupt
 from .distributed import world_size, average_across
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'GeneratorEMA', 'ChannelsLast', 'AutocastPrecision', 'CompileModel', 'native_bf16', 'speed_callbacks']
+__all__ = ['PRECISIONS', 'GeneratorEMA', 'InterruptCheck', 'ChannelsLast', 'AutocastPrecision', 'CompileModel', 'native_bf16',
+           'speed_callbacks']
 
 # %% ../nbs/07_callbacks.ipynb #991a3a3b
 class GeneratorEMA(Callback):
@@ -63,6 +64,13 @@ def _conv_weights_to(model, fmt):
     "Convolution kernels (4-d parameters with a spatial extent) in memory format `fmt`; buffers and 1×1 kernels stay."
     for p in get_model(model).parameters():
         if p.ndim == 4 and p.shape[2] * p.shape[3] > 1: p.data = p.data.contiguous(memory_format=fmt)
+
+# %% ../nbs/07_callbacks.ipynb #7f54f1cb
+class InterruptCheck(Callback):
+    "Raise a pending Ctrl-C/SIGTERM that Python swallowed in a finalizer (see `check_interrupt`), at the next batch or epoch end."
+    order = -20
+    def after_batch(self): check_interrupt()
+    def after_epoch(self): check_interrupt()
 
 # %% ../nbs/07_callbacks.ipynb #74b98cff
 class ChannelsLast(Callback):

@@ -264,13 +264,16 @@ def _arguments(cmd:Command, kwargs:dict) -> dict:
 # %% ../nbs/90_cli.ipynb #d615a53a
 @contextmanager
 def _terminate_as_interrupt():
-    "Within: SIGTERM (what a scheduler, `kill` or `docker stop` sends) is Ctrl-C: a run saves its checkpoint and says so."
+    "Within: SIGTERM (what a scheduler, `kill` or `docker stop` sends) is Ctrl-C: a run saves its checkpoint and says so; both are remembered (`raise_interrupt`), so one that Python swallows in a finalizer still stops a training run."
     import signal, threading
+    from srwork.core import raise_interrupt, clear_interrupt
     if threading.current_thread() is not threading.main_thread(): yield; return      # (only the main thread may set handlers)
-    def interrupt(signum, frame): raise KeyboardInterrupt
-    old = signal.signal(signal.SIGTERM, interrupt)
+    clear_interrupt()
+    old = {s: signal.signal(s, raise_interrupt) for s in (signal.SIGTERM, signal.SIGINT) if s == signal.SIGTERM or signal.getsignal(s) is signal.default_int_handler}
     try: yield
-    finally: signal.signal(signal.SIGTERM, old)
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+        clear_interrupt()
 
 def main(argv=None) -> int:
     "Entry point of the `srwork` program; returns the exit code."

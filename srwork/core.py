@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #edc59cbe
 from __future__ import annotations
-import atexit, errno, io, math, multiprocessing.util, os, random, re, shutil, socket, tempfile, warnings
+import atexit, errno, io, math, multiprocessing.util, os, random, re, shutil, socket, tempfile, threading, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,8 @@ __all__ = ['YCBCR_MATRIX', 'YCBCR_OFFSET', 'DEFAULT_MAX_PIXELS', 'SAMPLE_IMAGES'
            'ImageNotFoundError', 'check_number', 'data_path', 'scratch_dir', 'set_seed', 'Registry', 'round_half_up',
            'quantise', 'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'rgb_to_y', 'ImageMeta', 'max_image_pixels',
            'png_missing_bytes', 'load_image', 'ImageValueError', 'WriteError', 'temp_sibling', 'atomic_write_bytes',
-           'clean_stale_temps', 'save_image', 'hub_weights', 'torchvision_weights', 'sample_images']
+           'clean_stale_temps', 'save_image', 'hub_weights', 'torchvision_weights', 'raise_interrupt',
+           'check_interrupt', 'clear_interrupt', 'sample_images']
 
 # %% ../nbs/00_core.ipynb #d16b57b5
 class SRWorkError(Exception):
@@ -657,6 +658,20 @@ def torchvision_weights(arch, purpose:str='', instead:str="pass `pretrained=Fals
     return hub_weights(weights.url, f"the ImageNet weights of {name}{' for ' + purpose if purpose else ''}",
                        instead=instead, param=param)
 
+
+# %% ../nbs/00_core.ipynb #4304c020
+_PENDING_INTERRUPT = threading.Event()
+
+def raise_interrupt(signum=None, frame=None):
+    "A signal handler: the signal as `KeyboardInterrupt`, remembered (for `check_interrupt`) in case Python swallows it in a finalizer."
+    _PENDING_INTERRUPT.set()
+    raise KeyboardInterrupt
+
+def check_interrupt():
+    "Raise the `KeyboardInterrupt` a `raise_interrupt` signal asked for, if it has not been handled yet (`clear_interrupt`)."
+    if _PENDING_INTERRUPT.is_set(): raise KeyboardInterrupt
+
+def clear_interrupt(): _PENDING_INTERRUPT.clear()
 
 # %% ../nbs/00_core.ipynb #308a330c
 SAMPLE_IMAGES = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'motorcycle_left.png',

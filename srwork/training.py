@@ -18,7 +18,7 @@ from fastai.torch_core import distrib_barrier
 from .core import SRWorkError, set_seed
 from .data import sr_dataloaders, image_files, read_pixels
 from .distributed import ddp, setup_distributed, is_main_process
-from .callbacks import GeneratorEMA, speed_callbacks, _device_type
+from .callbacks import GeneratorEMA, InterruptCheck, speed_callbacks, _device_type
 from .models import create_model, make_learner
 from .modelfiles import init_from, init_mismatches, read_state_dict, save_model, export_generator
 from .esrgan import plot_gan, load_discriminator
@@ -95,7 +95,7 @@ def phase_learner(cfg:TrainConfig, dls, model:nn.Module, phase:str, path=None, *
     learn = make_learner(cfg.spec, dls, model, cfg.scale, phase, cfg.pretrained, **(dict(path=path) if path is not None else {}), **kwargs)
     if cfg.init_d is not None and phase == 'gan': load_discriminator(learn, cfg.init_d)
     if cfg.betas: learn.opt_func = partial(Adam, mom=cfg.betas[0], sqr_mom=cfg.betas[1], eps=1e-8)
-    learn.add_cbs(speed_callbacks(cfg.channels_last, cfg.precision, cfg.compile, _device_type(learn)))
+    learn.add_cbs(speed_callbacks(cfg.channels_last, cfg.precision, cfg.compile, _device_type(learn)) + [InterruptCheck()])
     if cfg.ema: _use_ema(learn, cfg.ema)
     have = {getattr(m, 'name', None) for m in learn.metrics}
     if 'metrics' not in kwargs:               # (a caller's own `metrics` are the whole list)

@@ -166,6 +166,26 @@ def test_a_resumed_time_budget_logs_each_epoch_once(data, tmp_path):
     assert epochs == list(range(len(epochs))) and len(epochs) > stopped + 1, epochs
 
 
+def test_a_ctrl_c_python_swallows_in_a_finalizer_still_stops_training(data, tmp_path, monkeypatch, capsys):
+    "Ctrl-C that lands while a finalizer runs (matplotlib's, in CI) is printed as 'Exception ignored' and lost: the run went on to the end, exit 0."
+    import srwork.rundir as rd
+    from srwork.core import raise_interrupt
+    from srwork.cli import main
+    class Finalizer:
+        def __del__(self): raise_interrupt()       # what the signal handler does when the signal lands here
+    real, calls = rd.plot_curves, []
+    def plot_then_swallow(out, phases):
+        calls.append(1)
+        if len(calls) == 1: Finalizer()            # freed at once: Python prints "Exception ignored in ..." and goes on
+        return real(out, phases)
+    monkeypatch.setattr(rd, 'plot_curves', plot_then_swallow)
+    out = tmp_path/'run'
+    rc = main([str(a) for a in ['train', '--data', data, *TINY, '--epochs', 4, '--patches-per-epoch', 8, '-o', out]])
+    err = capsys.readouterr().err
+    assert rc == 130 and 'srwork: interrupted: checkpoint saved' in err, err[-2000:]
+    assert len((out/'history_train.csv').read_text().splitlines()) == 2 and not (out/'model.safetensors').exists()   # stopped after epoch 1
+
+
 # ---------------------------------------------------------------- bad numbers: refused up front, one line, nothing written
 def test_bad_numbers_are_refused_before_any_work(model, data, tmp_path, srwork_refusals):
     import torch
