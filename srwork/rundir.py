@@ -83,24 +83,32 @@ class HistoryCSV(Callback):
 
 # %% ../nbs/15_rundir.ipynb #77ea34f7
 def plot_curves(out, phases) -> Path:
-    "`out/curves.png` from the `history_<phase>.csv` files: loss and validation PSNR per epoch, one colour per phase."
+    "`out/curves.png` from the `history_<phase>.csv` files: loss, validation PSNR and any perceptual metric validated (`--metrics`: LPIPS, DISTS, ...) per epoch, one colour per phase."
     import pandas as pd
     from matplotlib.figure import Figure           # no pyplot: no backend to choose, nothing shown, safe in any thread
+    from srwork.perceptual import METRICS
     out = Path(out)
-    fig = Figure(figsize=(10, 3.6))
-    a1, a2 = fig.subplots(1, 2)
-    offset = 0
+    hists = {}
     for ph in phases:
         f = out/f'history_{ph}.csv'
         if not f.is_file(): continue
         h = pd.read_csv(f)
-        h = h[pd.to_numeric(h['epoch'], errors='coerce').notna()]    # resumed runs append a header line
+        hists[ph] = h[pd.to_numeric(h['epoch'], errors='coerce').notna()]    # resumed runs append a header line
+    extra = list(dict.fromkeys(c for h in hists.values() for c in h.columns if (c in METRICS or c.startswith('pyiqa:')) and c not in ('psnr', 'ssim')))
+    fig = Figure(figsize=(10 + 4 * bool(extra), 3.6))
+    axs = fig.subplots(1, 2 + bool(extra))
+    a1, a2 = axs[0], axs[1]
+    offset = 0
+    for ph, h in hists.items():
         x = range(offset, offset + len(h))
         a1.plot(x, h['train_loss'].astype(float), label=f'{ph} train'); a1.plot(x, h['valid_loss'].astype(float), '--', label=f'{ph} valid')
         if 'psnr' in h: a2.plot(x, h['psnr'].astype(float), marker='o', label=ph)
+        for m in extra:
+            if m in h: axs[2].plot(x, h[m].astype(float), marker='o', label=f'{m} ({ph})')
         offset += len(h)
     a1.set_xlabel('epoch'); a1.set_ylabel('loss'); a1.legend(fontsize=7)
     a2.set_xlabel('epoch'); a2.set_ylabel('valid PSNR (dB, Y)'); a2.legend(fontsize=7)
+    if extra: axs[2].set_xlabel('epoch'); axs[2].set_ylabel('valid (lower is better)' if all(not METRICS[m].higher_better for m in extra if m in METRICS) else 'valid'); axs[2].legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, out/'curves.png')
 

@@ -47,6 +47,8 @@ def test_tensorboard_holds_every_epoch_and_resume_continues_it(data, tmp_path, m
     assert logged == [round(float(r.split(',')[3]), 4) for r in hist[1:]]           # the same values as the CSV log
     pics = sorted(p.name for p in (tmp_path/'run'/'valid_pictures').iterdir())
     assert pics == ['train_epoch001.png', 'train_epoch002.png', 'train_epoch003.png']
+    from PIL import Image
+    assert Image.open(tmp_path/'run'/'curves.png').size[0] == 14 * 90          # a third panel: the validated lpips (10 in wide without)
 
 
 _CALLS = []
