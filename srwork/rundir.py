@@ -83,7 +83,7 @@ class HistoryCSV(Callback):
 
 # %% ../nbs/15_rundir.ipynb #77ea34f7
 def plot_curves(out, phases) -> Path:
-    "`out/curves.png` from the `history_<phase>.csv` files: loss, validation PSNR and any perceptual metric validated (`--metrics`: LPIPS, DISTS, ...) per epoch, one colour per phase."
+    "`out/curves.png` from the `history_<phase>.csv` files: loss, validation PSNR and any perceptual metric validated (`metrics`: LPIPS, DISTS, ...) per epoch, one colour per phase."
     import pandas as pd
     from matplotlib.figure import Figure           # no pyplot: no backend to choose, nothing shown, safe in any thread
     from srwork.perceptual import METRICS
