@@ -87,7 +87,8 @@ def test_ctrl_c_while_the_program_starts_is_one_line(tmp_path):
     photos = sample_images(tmp_path/'photos')
     exe = Path(sys.executable).parent / 'srwork'
     for i, delay in enumerate((0.3, 1.0, 2.0, 4.0)):      # (the import takes seconds; whichever phase the signal hits)
-        p = subprocess.Popen([exe, 'train', '--arch', 'edsr', '--size', 'small', '--data', photos, '-o', tmp_path/f'out{i}'],
+        # (`--bs 2`: a run that can start, so that a fast machine is still running it when the signal comes)
+        p = subprocess.Popen([exe, 'train', '--arch', 'edsr', '--size', 'small', '--bs', '2', '--data', photos, '-o', tmp_path/f'out{i}'],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         time.sleep(delay)
