@@ -8,8 +8,11 @@ Makes 2040x1356 PNGs (DIV2K's size) from the BSD68 photos (or the offline sample
 `sr_dataloaders(...).train` (batch 16, bicubic degradation, random patch, flips/rotations) for each way of reading
 the images, with 0 and N loader processes:
 
-- decode per patch (before): every patch decodes its whole PNG, which is what srwork did without `cache`;
-- prepared arrays (after): `prepare_images` wrote uncompressed uint8 `.npy` files once; the loader memory-maps them,
+- decode per patch (`prepare=False`): every patch decodes its whole PNG, which is what srwork's loaders did by default
+  before they prepared large images themselves;
+- default: `sr_dataloaders` on the PNG folder as it is, which prepares the arrays below once (under the data root)
+  and reads them from then on;
+- prepared arrays: `prepare_images` (`srwork prepare`) wrote uncompressed uint8 `.npy` files once; the loader memory-maps them,
   so a patch reads only its rows, and worker processes share the page cache;
 - uint8 cache: images decoded once per process and kept in memory (small datasets; with N workers, once per worker).
 
@@ -26,7 +29,7 @@ import torch
 from PIL import Image
 
 from srwork.core import set_seed, sample_images
-from srwork.data import sr_dataloaders, prepare_images, read_pixels, find_images
+from srwork.data import sr_dataloaders, prepare_images, read_pixels, find_images, auto_prepare
 from srwork.models import create_model, n_params
 import srwork.edsr, srwork.esrgan                      # registers the architectures
 
@@ -52,10 +55,10 @@ def make_images(dest: Path, n: int) -> list:
     return out
 
 
-def time_loader(folder, scale, patch, bs, batches, workers, cache):
+def time_loader(folder, scale, patch, bs, batches, workers, cache, prepare):
     set_seed(0)
     dls = sr_dataloaders(folder, scale=scale, patch_size=patch, bs=bs, valid_pct=0.01, num_workers=workers,
-                         cache=cache, patches_per_epoch=bs * batches, device='cpu')
+                         cache=cache, patches_per_epoch=bs * batches, device='cpu', prepare=prepare)
     c0, t0 = cpu_seconds(), time.perf_counter()
     n = 0
     for xb, yb in dls.train: n += len(yb)
@@ -96,9 +99,14 @@ def main():
         t = time.perf_counter()
         res = prepare_images(tmp / 'png', tmp / 'npy', quiet=True)
         prep_s = time.perf_counter() - t
+        os.environ['SRWORK_DATA'] = str(tmp / 'data_root')          # the default loader's arrays: written once, by the first loader below
+        t = time.perf_counter()
+        auto_prepare(find_images(tmp / 'png'), quiet=True)
+        auto_s = time.perf_counter() - t
         png_mb = sum(p.stat().st_size for p in pngs) / 1e6
         print(f"{a.images} PNGs of 2040x1356 ({png_mb / a.images:.1f} MB each): decoding one costs {decode_ms:.0f} ms; "
-              f"prepare_images wrote {res['bytes'] / 1e6 / a.images:.1f} MB per image in {prep_s:.1f} s; "
+              f"prepare_images wrote {res['bytes'] / 1e6 / a.images:.1f} MB per image in {prep_s:.1f} s (the default loader's own "
+              f"preparation, the first time it sees the folder: {auto_s:.1f} s); "
               f"{torch.get_num_threads()} torch threads, {len(os.sched_getaffinity(0))} cores")
 
         rates = {}
@@ -112,11 +120,12 @@ def main():
         for (model, patch), model_rate in rates.items():
             scale = 2 if patch == 96 else 4
             base = None
-            for label, folder, cache, frac in (('decode per patch (before)', tmp / 'png', 0, 4),
-                                               ('prepared arrays, mmap (after)', tmp / 'npy', 0, 1),
-                                               ('uint8 cache per process', tmp / 'png', a.images, 1)):
+            for label, folder, cache, frac, prep in (('decode per patch (prepare=False)', tmp / 'png', 0, 4, False),
+                                                     ('default: the PNG folder (auto-prepared)', tmp / 'png', 0, 1, 'auto'),
+                                                     ('prepared arrays, mmap (srwork prepare)', tmp / 'npy', 0, 1, 'auto'),
+                                                     ('uint8 cache per process', tmp / 'png', a.images, 1, 'auto')):
                 for w in (0, a.workers):
-                    rate, ms = time_loader(folder, scale, patch, a.bs, max(2, a.batches // frac), w, cache)
+                    rate, ms = time_loader(folder, scale, patch, a.bs, max(2, a.batches // frac), w, cache, prep)
                     if base is None: base = ms
                     print(f"{patch:>8} {label:<34} {w:>7} {rate:>10.1f} {ms:>13.2f} {base / ms:>9.1f}x {rate / model_rate:>7.1f}x")
             print(f"{'':>8} (/ model: loader patches/s over {model}'s {model_rate:.1f} patches/s on this machine)")

@@ -61,9 +61,9 @@ class GeneratorEMA(Callback):
 
 # %% ../nbs/07_callbacks.ipynb #df40d303
 def _conv_weights_to(model, fmt):
-    "Convolution kernels (4-d parameters with a spatial extent) in memory format `fmt`; buffers and 1×1 kernels stay."
+    "Convolution kernels (4-d parameters with a spatial extent) in memory format `fmt`; buffers and 1×1 kernels stay. Strides are set even where the format is ambiguous (one input channel: a first layer on luma), which `contiguous` leaves alone and convolution then runs, and reorders its output, in the other format."
     for p in get_model(model).parameters():
-        if p.ndim == 4 and p.shape[2] * p.shape[3] > 1: p.data = p.data.contiguous(memory_format=fmt)
+        if p.ndim == 4 and p.shape[2] * p.shape[3] > 1: p.data = p.data.to(memory_format=fmt)
 
 # %% ../nbs/07_callbacks.ipynb #7f54f1cb
 class InterruptCheck(Callback):

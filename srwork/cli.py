@@ -95,6 +95,7 @@ COMMANDS.register('train', Command('srwork.commands.train_and_evaluate',
     "Train any registered architecture (edsr, esrgan, span, swinir, hat, ...: srwork archs) on a folder of HR images; checkpoints, resume, exports.",
     {'out': dict(names=['-o', '--out']), 'quiet': dict(names=['-q', '--quiet']),
      'channels_last': dict(action=argparse.BooleanOptionalAction), 'gan': dict(action=argparse.BooleanOptionalAction), 'cache': dict(action=argparse.BooleanOptionalAction),
+     'prepare': dict(action=argparse.BooleanOptionalAction),
      'precision': dict(choices=['fp32', 'bf16', 'fp16']), 'recipe': dict(choices=['paper', 'cpu', 'realesrnet', 'realesrgan-finetune']),
      # --track: the same as --log, for torchrun, which takes any --log... as an abbreviation of its own --log-dir
      'log': dict(names=['--log', '--track'], choices=['tensorboard', 'wandb', 'csv'])},

@@ -21,11 +21,11 @@ from fastai.torch_core import TensorImage
 
 # %% auto #0
 __all__ = ['YCBCR_MATRIX', 'YCBCR_OFFSET', 'DEFAULT_MAX_PIXELS', 'SAMPLE_IMAGES', 'SRWorkError', 'ScaleError', 'ImageReadError',
-           'ImageNotFoundError', 'check_number', 'data_path', 'scratch_dir', 'set_seed', 'Registry', 'round_half_up',
-           'quantise', 'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'rgb_to_y', 'ImageMeta', 'max_image_pixels',
-           'png_missing_bytes', 'load_image', 'ImageValueError', 'WriteError', 'temp_sibling', 'atomic_write_bytes',
-           'clean_stale_temps', 'save_image', 'hub_weights', 'torchvision_weights', 'raise_interrupt',
-           'check_interrupt', 'clear_interrupt', 'sample_images']
+           'ImageNotFoundError', 'check_number', 'data_path', 'scratch_dir', 'set_seed', 'one_blas_thread', 'Registry',
+           'round_half_up', 'quantise', 'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'rgb_to_y', 'ImageMeta',
+           'max_image_pixels', 'png_missing_bytes', 'load_image', 'ImageValueError', 'WriteError', 'temp_sibling',
+           'atomic_write_bytes', 'clean_stale_temps', 'save_image', 'hub_weights', 'torchvision_weights',
+           'raise_interrupt', 'check_interrupt', 'clear_interrupt', 'sample_images']
 
 # %% ../nbs/00_core.ipynb #d16b57b5
 class SRWorkError(Exception):
@@ -101,6 +101,17 @@ def set_seed(seed:int, reproducible:bool=False):
     if reproducible:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+
+# %% ../nbs/00_core.ipynb #17758fef
+_BLAS = None
+
+def one_blas_thread():
+    "A context in which numpy's BLAS (OpenBLAS, MKL, BLIS) uses one thread: small products, whose idle threads would otherwise spin beside torch's (threadpoolctl; its libraries found once per process)."
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+        _BLAS = ThreadpoolController().select(user_api='blas')
+    return _BLAS.limit(limits=1)
 
 # %% ../nbs/00_core.ipynb #a9d4dbc5
 class Registry:

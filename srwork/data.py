@@ -4,13 +4,13 @@
 
 # %% ../nbs/02_data.ipynb #52e9652e
 from __future__ import annotations
-import io, os, random, sys, warnings
+import hashlib, io, os, random, shutil, sys, time, warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from .core import SRWorkError, ImageReadError, load_image, data_path, quantise, atomic_write_bytes   # first: it quiets fastai's import-time warning
+from .core import SRWorkError, ImageReadError, load_image, data_path, quantise, atomic_write_bytes, one_blas_thread, WriteError   # first: it quiets fastai's import-time warning
 import fastai.vision.data   # registers show_batch/show_results for (image, image) pairs
 from fastai.data.block import DataBlock, TransformBlock
 from fastai.data.transforms import image_extensions, RandomSplitter, IndexSplitter, Normalize
@@ -23,9 +23,10 @@ from .crappify import Crappifier, Step, BicubicUpsample, crappifier_preset, imre
 from .degradations import PairPool
 
 # %% auto #0
-__all__ = ['DATASET_URLS', 'read_pixels', 'SRPairTransform', 'find_images', 'image_files', 'lr_matcher', 'has_torch_path',
-           'DegradeBatch', 'sr_datablock', 'check_pair_size', 'sr_dataloaders', 'prepare_images', 'dls_at',
-           'pair_transform', 'check_sr_dls', 'norm_stats', 'denormalize', 'get_dataset', 'find_benchmark_set']
+__all__ = ['PREPARE_MIN_PIXELS', 'DATASET_URLS', 'read_pixels', 'SRPairTransform', 'find_images', 'image_files', 'lr_matcher',
+           'has_torch_path', 'DegradeBatch', 'sr_datablock', 'check_pair_size', 'sr_dataloaders', 'prepare_images',
+           'prepared_dir', 'auto_prepare', 'dls_at', 'pair_transform', 'check_sr_dls', 'norm_stats', 'denormalize',
+           'get_dataset', 'find_benchmark_set']
 
 # %% ../nbs/02_data.ipynb #3cd0bf4b
 def _read(x) -> np.ndarray:
@@ -103,8 +104,9 @@ class SRPairTransform(ItemTransform):
 
     def __call__(self, b, split_idx=None, **kwargs):
         b = tuple(b) if isinstance(b, (tuple, list)) else (b,)
-        if len(b) == 1: return (self.prepare_input(b[0]),)      # inference: the item is the LR input
-        return self.make_pair(*b, train=split_idx == 0)
+        with one_blas_thread():                                  # (numpy's products beside torch's threads: see `one_blas_thread`)
+            if len(b) == 1: return (self.prepare_input(b[0]),)  # inference: the item is the LR input
+            return self.make_pair(*b, train=split_idx == 0)
     def decode(self, b, **kwargs):
         "Decoded (shown, predicted) images are clipped to [0, 1]: a model's output may overshoot a little."
         return tuple(t.clamp(0, 1) if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in b) if isinstance(b, tuple) else b
@@ -155,7 +157,7 @@ def make_pair(self:SRPairTransform, x, y, train:bool):
     if getattr(self, 'on_batch', False) and not paired: return TensorImage(torch.empty(3, 0, 0)), _to_timg(hr)
     if paired: lr = _as_float(lr_full)
     else:
-        key = random.getrandbits(62) if train else str(Path(y).name)
+        key = random.getrandbits(62) if train else Path(y).stem     # (an image and its prepared array: one key)
         lr = self.crappifier(np.ascontiguousarray(hr), item=key, epoch=0)
     if self.upsample_input: lr = imresize(_quantise8(lr), self.scale).clip(0, 1)
     return _to_timg(_quantise8(lr)), _to_timg(hr)
@@ -299,9 +301,10 @@ def check_pair_size(hr, lr, scale:int):
 def sr_dataloaders(source, scale:int=2, patch_size:int=96, bs:int=16, crappifier='bicubic', upsample_input:bool=False,
                    lr_folder=None, valid_pct:float=0.1, valid_size:int|None=None, augment:bool=True,
                    normalize:bool=False, seed:int=42, num_workers:int|None=None, device=None, splits=None, cache:int=0,
-                   patches_per_epoch:int|None=None, degrade_on:str='auto', **kwargs):
-    "DataLoaders of (LR, HR) pairs from a folder (or list) of HR images; see `sr_datablock`."
+                   patches_per_epoch:int|None=None, degrade_on:str='auto', prepare='auto', **kwargs):
+    "DataLoaders of (LR, HR) pairs from a folder (or list) of HR images; see `sr_datablock`. Large images are read from arrays `auto_prepare` writes once (`prepare`)."
     items = _items(source)
+    if lr_folder is None and not cache: items = auto_prepare(items, prepare)     # (paired data and an in-memory cache: as they are)
     if lr_folder is not None:                      # every HR file needs its LR partner: say which one lacks it now
         match = lr_matcher(lr_folder, scale)
         pairs = [(p, match(p)) for p in items]      # (first every name, then every size)
@@ -324,7 +327,7 @@ def sr_dataloaders(source, scale:int=2, patch_size:int=96, bs:int=16, crappifier
     dls.sr_config = dict(source=items, scale=scale, patch_size=patch_size, bs=bs, crappifier=crappifier,
                          upsample_input=upsample_input, lr_folder=lr_folder, valid_size=valid_size, augment=augment,
                          normalize=normalize, seed=seed, num_workers=num_workers, device=device, splits=splits, cache=cache,
-                         patches_per_epoch=patches_per_epoch, degrade_on=degrade_on, **kwargs)
+                         patches_per_epoch=patches_per_epoch, degrade_on=degrade_on, prepare=prepare, **kwargs)
     return dls
 
 # %% ../nbs/02_data.ipynb #2cd6f341
@@ -336,6 +339,12 @@ def _array_targets(files, src:Path, dest:Path) -> list[Path]:
         if t in seen: raise SRWorkError(f"{seen[t]} and {f} would both become {t}: rename one of them")
         seen[t] = f; targets.append(t)
     return targets
+
+def _write_array(f:Path, t:Path) -> int:
+    "Decode image `f` into the `.npy` array `t`, atomically; the bytes written."
+    buf = io.BytesIO(); np.save(buf, np.ascontiguousarray(read_pixels(f)), allow_pickle=False)
+    atomic_write_bytes(t, buf.getvalue())
+    return buf.tell()
 
 def prepare_images(data, # folder of HR images (searched recursively)
                    out, # folder for the .npy arrays (the same sub-folders)
@@ -350,17 +359,78 @@ def prepare_images(data, # folder of HR images (searched recursively)
     written, skipped, failed, nbytes = [], [], [], 0
     for i, (f, t) in enumerate(zip(files, targets)):
         if not overwrite and t.is_file() and t.stat().st_mtime >= f.stat().st_mtime: skipped.append(t); continue
-        try: a = read_pixels(f)
+        try: n = _write_array(f, t)
         except SRWorkError as e:
             failed.append((f, str(e))); print(f"srwork prepare: {e}", file=sys.stderr); continue
-        buf = io.BytesIO(); np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
-        atomic_write_bytes(t, buf.getvalue())
-        written.append(t); nbytes += buf.tell()
+        written.append(t); nbytes += n
         if not quiet and (len(written) % 50 == 0 or i == len(files) - 1): print(f"{i + 1}/{len(files)} images, {nbytes / 1e9:.2f} GB written", flush=True)
     if not quiet:
         print(f"{dest}: {len(written)} arrays written, {len(skipped)} already there"
               f"{f', {len(failed)} image(s) failed (named above)' if failed else ''}")
     return dict(out=dest, written=written, skipped=skipped, failed=failed, bytes=nbytes)
+
+# %% ../nbs/02_data.ipynb #b7c0a992
+PREPARE_MIN_PIXELS = 1_000_000      # median pixels per image from which the loaders prepare arrays by default
+
+def prepared_dir(root) -> Path:
+    "Where the loaders keep the arrays of the images under folder `root`: the data root's `prepared/<name>-<hash of its absolute path>`."
+    root = Path(root).absolute()
+    return data_path('prepared', f"{root.name or 'root'}-{hashlib.sha1(str(root).encode()).hexdigest()[:12]}")
+
+def _fresh_array(f:Path, t:Path) -> bool:
+    "Whether array `t` holds image `f` as it is now: written after the image last changed, and of its size."
+    try: return t.stat().st_mtime >= f.stat().st_mtime and _pixel_size(t) == _pixel_size(f)
+    except (OSError, ValueError, SRWorkError): return False
+
+def _bytes(n:float) -> str: return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+def _array_bytes(f:Path) -> int:
+    "Bytes of image `f`'s array (from its header; 16-bit sources take two bytes a sample)."
+    w, h = _pixel_size(f)
+    with Image.open(f) as im: deep = im.mode.startswith('I') or im.mode in ('RGB;16', 'RGBA;16')
+    return w * h * 3 * (2 if deep else 1) + 128
+
+# %% ../nbs/02_data.ipynb #c76c57e6
+def _prepare_plan(files, prepare, min_pixels:int):
+    "(root, targets) for the images of `files` to prepare, or None with the reason to say (None when nothing is said)."
+    if prepare is False or not files or any(not isinstance(f, (str, Path)) or str(f).endswith('.npy') for f in files): return None, None
+    files = [Path(f).absolute() for f in files]
+    if prepare == 'auto':
+        px = sorted(np.prod(_pixel_size(f)) for f in files)
+        if px[len(px) // 2] < min_pixels: return None, None
+    root = Path(os.path.commonpath([str(f.parent) for f in files]))
+    try: return root, _array_targets(files, root, prepared_dir(root))
+    except SRWorkError as e: return None, f"{e}: they can't be prepared"
+
+def auto_prepare(files, # image files (a list from `image_files`), or items that are not files (returned as they are)
+                 prepare='auto', # 'auto': when the median image has `min_pixels` or more; True: always (errors are errors); False: never
+                 quiet:bool=False, # no line, no progress bar
+                 min_pixels:int=None, # default `PREPARE_MIN_PIXELS`
+                ) -> list:
+    "`files` with every image replaced by its memory-mapped array in `prepared_dir`, written first where missing or stale (a line with the disk cost, a progress bar)."
+    from fastprogress.fastprogress import progress_bar
+    files = list(files)
+    root, targets = _prepare_plan(files, prepare, PREPARE_MIN_PIXELS if min_pixels is None else min_pixels)
+    def fallback(why):
+        if prepare is True: raise SRWorkError(why, param='prepare')
+        if not quiet: print(f"srwork: {why}; the loaders decode an image for each patch (slow on large images)", file=sys.stderr)
+        return files
+    if root is None: return fallback(targets) if targets else files
+    src = [Path(f).absolute() for f in files]
+    todo = [(f, t) for f, t in zip(src, targets) if not _fresh_array(f, t)]
+    if todo:
+        need, dest = sum(_array_bytes(f) for f, _ in todo), prepared_dir(root)
+        dest.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(dest).free
+        if need > free - 2**30:                       # (a gigabyte left for everything else)
+            return fallback(f"preparing {len(todo)} images of {root} needs {_bytes(need)} and 1 GB to spare in {dest}, {_bytes(free)} are free "
+                            "(set SRWORK_DATA to a larger disk, or run srwork's `prepare_images` yourself)")
+        if not quiet: print(f"preparing {len(todo)} of {len(files)} images of {root} once for fast loading: {_bytes(need)} of arrays "
+                            f"into {dest} ({_bytes(free)} free); later runs reuse them", flush=True)
+        try:
+            for f, t in (todo if quiet else progress_bar(todo, leave=False)): _write_array(f, t)
+        except WriteError as e: return fallback(f"preparing {root} stopped: {e}")
+    return targets
 
 # %% ../nbs/02_data.ipynb #e130f29c
 def dls_at(dls, patch_size:int, bs:int, **changes):

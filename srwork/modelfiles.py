@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_modelfiles.ipynb #e4eac056
 from __future__ import annotations
-import json, pickle, re
+import json, math, pickle, re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -127,7 +127,8 @@ def save_model(model, path, scale:int=None, layout:str='spandrel') -> Path:
     tensors, in_layout = _in_layout(tensors, cfg, layout)
     rf, pad = up.context()                # measured now (seconds) so that no user of the file probes again
     meta = dict(srwork_version=__version__, model=cfg, scale=up.scale, upsample_input=up.upsample_input,
-                norm_stats=[[m.tolist(), s.tolist()] for m, s in up.norm_stats], receptive_field=rf, tile_pad=pad, layout=in_layout)
+                norm_stats=[[m.tolist(), s.tolist()] for m, s in up.norm_stats], receptive_field=rf, tile_pad=pad, layout=in_layout,
+                forward_memory=list(up.memory()))    # (the tile planner's bytes per pixel: nor measured again at each load)
     try: header = json.dumps(meta)
     except TypeError as e: raise SRWorkError(f"{cfg.get('arch')}: its config can't be stored in a model file ({e})") from None
     return atomic_write_bytes(path, save(tensors, metadata={'srwork': header}))
@@ -146,6 +147,10 @@ def _check_meta(p:Path, meta) -> dict:
         v = meta.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0): raise bad(f"{k} {v!r} is not a whole number >= 0")
     if not isinstance(meta.get('layout') or '', str): raise bad(f"'layout' {meta['layout']!r} is not the name of a layout")
+    mem = meta.get('forward_memory')
+    if mem is not None and not (isinstance(mem, list) and len(mem) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                                             and math.isfinite(v) and v >= 0 for v in mem)):
+        raise bad(f"'forward_memory' {mem!r} is not two finite numbers >= 0 (bytes per pixel, fixed bytes)")
     stats = meta.get('norm_stats', [])
     try:
         stats = [(torch.tensor(m, dtype=torch.float32), torch.tensor(s, dtype=torch.float32)) for m, s in stats]
@@ -153,7 +158,7 @@ def _check_meta(p:Path, meta) -> dict:
     except (TypeError, ValueError, RuntimeError): ok = False
     if not ok: raise bad("'norm_stats' are not pairs of equal-length lists of finite numbers with non-zero std")
     return dict(model=cfg, scale=scale, upsample_input=meta.get('upsample_input', False), norm_stats=stats,
-                receptive_field=meta.get('receptive_field'), tile_pad=meta.get('tile_pad'))
+                receptive_field=meta.get('receptive_field'), tile_pad=meta.get('tile_pad'), forward_memory=mem)
 
 # %% ../nbs/10_modelfiles.ipynb #07908f3a
 def _shape_problems(model:nn.Module, tensors:dict) -> list[str]:
@@ -211,15 +216,17 @@ def _load_pickle(p:Path, trust:bool) -> Upscaler:
 
 # %% ../nbs/10_modelfiles.ipynb #0d39f7c1
 def _load_safetensors(p:Path) -> Upscaler:
-    "An `Upscaler` from a `save_model` file: the model rebuilt from its description, its measured context kept (no probe)."
+    "An `Upscaler` from a `save_model` file: the model rebuilt from its description, its measured context and forward memory kept (no probe)."
     tensors, raw = _read_safetensors(p)
     try: meta = json.loads(raw or 'null')
     except ValueError as e: raise SRWorkError(f"{p}: the srwork description is not valid JSON ({e})") from None
     except RecursionError: raise SRWorkError(f"{p}: the srwork description is JSON nested too deep to be a model's (edited or damaged)") from None
     checked = _check_meta(p, meta)
     tensors = _own_names(p, tensors, meta)
-    return Upscaler.from_any(model_from_config(checked['model'], tensors, p), checked['scale'], upsample_input=checked['upsample_input'],
-                             norm_stats=checked['norm_stats'], receptive_field=checked['receptive_field'], tile_pad=checked['tile_pad'])
+    up = Upscaler.from_any(model_from_config(checked['model'], tensors, p), checked['scale'], upsample_input=checked['upsample_input'],
+                           norm_stats=checked['norm_stats'], receptive_field=checked['receptive_field'], tile_pad=checked['tile_pad'])
+    if checked['forward_memory'] is not None: up._mem = tuple(float(v) for v in checked['forward_memory'])   # (older files: measured when first needed)
+    return up
 
 # %% ../nbs/10_modelfiles.ipynb #365ae3b3
 WEIGHT_SUFFIXES = ('.pth', '.pt', '.ckpt')

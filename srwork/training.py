@@ -16,7 +16,7 @@ from fastai.optimizer import Adam
 from fastai.torch_core import distrib_barrier
 
 from .core import SRWorkError, set_seed
-from .data import sr_dataloaders, image_files, read_pixels
+from .data import sr_dataloaders, image_files, read_pixels, auto_prepare
 from .distributed import ddp, setup_distributed, is_main_process
 from .callbacks import GeneratorEMA, InterruptCheck, speed_callbacks, _device_type
 from .models import create_model, make_learner
@@ -53,12 +53,18 @@ def check_train_data(folder, patch:int, out=None) -> list[Path]:
     return files
 
 # %% ../nbs/17_training.ipynb #3554e78b
-def train_dataloaders(cfg:TrainConfig, files, device=None, splits=None):
-    "The loaders `cfg` trains on over `files`: its patch, batch, degradation, input mode, validation share, epoch size and cache."
+def train_dataloaders(cfg:TrainConfig, files, device=None, splits=None, quiet:bool=False):
+    "The loaders `cfg` trains on over `files`: its patch, batch, degradation, input mode, validation share, epoch size, cache and prepared arrays (rank 0 writes them, once)."
     spec = cfg.spec
+    if cfg.lr_folder is None and not cfg.cache:         # large images: arrays decoded once (`auto_prepare`), by rank 0 while the others wait
+        prepare = 'auto' if cfg.prepare is None else cfg.prepare
+        if is_main_process(): files = auto_prepare(files, prepare, quiet=quiet)
+        distrib_barrier()
+        if not is_main_process(): files = auto_prepare(files, prepare, quiet=True)
     dls = sr_dataloaders(files, scale=cfg.scale, patch_size=cfg.patch, bs=cfg.bs, crappifier=cfg.preset, lr_folder=cfg.lr_folder, upsample_input=spec.upsample_input,
                          normalize=spec.normalize, valid_pct=cfg.valid_pct, valid_size=cfg.patch, seed=cfg.seed, device=device,
-                         num_workers=cfg.workers, cache=len(files) if cfg.cache else 0, patches_per_epoch=cfg.patches_per_epoch, splits=splits)
+                         num_workers=cfg.workers, cache=len(files) if cfg.cache else 0, patches_per_epoch=cfg.patches_per_epoch, splits=splits,
+                         prepare=False)                     # (prepared above, or said why not: once)
     if len(dls.train) == 0:
         raise SRWorkError(f"{len(dls.train_ds)} training images with `bs` {cfg.bs} make no complete batch: use a smaller `bs` or more images",
                           param='bs')
@@ -240,7 +246,7 @@ def train(config, # a `TrainConfig`, or the name of a registered architecture
     quiet = quiet or not is_main_process()                                # one process prints
     for note in cfg.notes if not quiet else (): print(note)
     set_seed(cfg.seed)
-    dls, model = train_dataloaders(cfg, files, device), train_model(cfg, quiet)
+    dls, model = train_dataloaders(cfg, files, device, quiet=quiet), train_model(cfg, quiet)
     learn = phase_learner(cfg, dls, model, cfg.phases[0], run.path)      # builds (and checks) the first learner
     state, t0 = _start(run, cfg, data, files, state, overwrite, quiet), time.time()
     for i, phase in enumerate(cfg.phases):

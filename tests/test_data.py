@@ -169,3 +169,76 @@ def test_image_cache_is_not_pickled(hr_folder):
     clone = pickle.loads(pickle.dumps(pair))
     assert clone._cache == {} and clone.cache == 10           # ...but an export does not carry them
     assert len(pickle.dumps(pair)) < 100_000
+
+
+# --- large images are prepared as arrays without being asked ------------------------------------------------------
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    root = tmp_path / 'data_root'
+    monkeypatch.setenv('SRWORK_DATA', str(root))
+    return root
+
+
+def test_large_images_are_prepared_once_and_read_as_arrays(hr_folder, data_root, monkeypatch, capsys):
+    import srwork.data as D
+    monkeypatch.setattr(D, 'PREPARE_MIN_PIXELS', 10_000)       # (the fixture's images stand in for 2K photos)
+    def batches(**kw):
+        set_seed(5)
+        dls = sr_dataloaders(hr_folder, scale=2, patch_size=32, bs=3, valid_pct=0.2, seed=5, num_workers=0, **kw)
+        return dls, [b for b, _ in zip(dls.train, range(2))]
+    dls, got = batches()
+    assert all(str(p).endswith('.npy') and D.prepared_dir(hr_folder) in p.parents for p in dls.sr_config['source'])
+    out = capsys.readouterr().out
+    assert 'preparing 6 of 6 images' in out and str(hr_folder) in out and 'MB of arrays into' in out, out
+    _, want = batches(prepare=False)                            # the same pixels as decoding each patch
+    for (x1, y1), (x2, y2) in zip(got, want): assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    arrays = sorted(D.prepared_dir(hr_folder).rglob('*.npy'))
+    stamps = [a.stat().st_mtime_ns for a in arrays]
+    batches()                                                   # a second run reuses them, silently
+    assert [a.stat().st_mtime_ns for a in arrays] == stamps and 'preparing' not in capsys.readouterr().out
+    Image.fromarray(_coded_image(64, 80, seed=9)).save(hr_folder / '0002.png')      # the folder changes
+    os_time = arrays[2].stat().st_mtime
+    import os; os.utime(hr_folder / '0002.png', (os_time + 5, os_time + 5))
+    batches()
+    assert 'preparing 1 of 6 images' in capsys.readouterr().out
+    assert D.read_pixels(D.prepared_dir(hr_folder) / '0002.npy').shape == (64, 80, 3)
+
+
+def test_small_images_and_cached_runs_are_not_prepared(hr_folder, data_root):
+    dls = sr_dataloaders(hr_folder, scale=2, patch_size=32, bs=3, valid_pct=0.2, num_workers=0)   # 12 000 pixels: below the default
+    assert all(p.suffix == '.png' for p in dls.sr_config['source']) and not data_root.exists()
+    import srwork.data as D
+    assert D.auto_prepare(D.image_files(hr_folder), 'auto', min_pixels=1) != D.image_files(hr_folder)
+    dls = sr_dataloaders(hr_folder, scale=2, patch_size=32, bs=3, valid_pct=0.2, num_workers=0, cache=6, prepare=True)
+    assert all(p.suffix == '.png' for p in dls.sr_config['source'])       # an in-memory cache needs no arrays
+
+
+def test_no_room_to_prepare_is_said_and_decoding_goes_on(hr_folder, data_root, monkeypatch, capsys):
+    import shutil, collections
+    import srwork.data as D
+    Usage = collections.namedtuple('Usage', 'total used free')
+    monkeypatch.setattr(D.shutil, 'disk_usage', lambda p: Usage(10**9, 10**9, 5 * 2**20))
+    files = D.image_files(hr_folder)
+    assert D.auto_prepare(files, 'auto', min_pixels=1) == files
+    err = capsys.readouterr().err
+    assert 'MB are free' in err and str(hr_folder) in err and 'decode an image for each patch' in err, err
+    with pytest.raises(SRWorkError, match='MB are free'): D.auto_prepare(files, True)
+
+
+def test_a_preparation_stopped_half_way_is_said_and_continued(hr_folder, data_root, monkeypatch, capsys):
+    import srwork.data as D
+    from srwork.core import WriteError
+    real, calls = D._write_array, []
+    def failing(f, t):
+        calls.append(f)
+        if len(calls) == 3: raise WriteError(f"{t}: No space left on device")
+        return real(f, t)
+    monkeypatch.setattr(D, '_write_array', failing)
+    files = D.image_files(hr_folder)
+    assert D.auto_prepare(files, 'auto', min_pixels=1) == files          # the images as they are, and why
+    assert 'No space left on device' in capsys.readouterr().err
+    monkeypatch.setattr(D, '_write_array', real)
+    arrays = D.auto_prepare(files, 'auto', min_pixels=1)
+    assert 'preparing 4 of 6 images' in capsys.readouterr().out           # the 2 written before are kept
+    for f, a in zip(files, arrays): assert np.array_equal(D.read_pixels(a), D.read_pixels(f))

@@ -317,6 +317,8 @@ EDITS = {
     'ragged_stats': (lambda m: m.update(norm_stats=[[1, 2]]), "'norm_stats' are not pairs"),
     'millions_of_blocks': (lambda m: m['model'].update(num_block=30_000_000), 'the edsr config describes a model with more than'),
     'deep_json': (lambda m: '[' * 200_000 + ']' * 200_000, 'the srwork description is JSON nested too deep'),
+    'negative_memory': (lambda m: m.update(forward_memory=[-1, 0]), "'forward_memory' [-1, 0] is not two finite numbers >= 0"),
+    'memory_text': (lambda m: m.update(forward_memory='a lot'), "'forward_memory' 'a lot' is not two finite numbers >= 0"),
 }
 
 @pytest.mark.parametrize('case', list(EDITS))

@@ -52,7 +52,10 @@ async function loadModel() {
     const problem = queryProblem(config);
     if (problem) { fail(problem); return false; }
     ort.env.wasm.wasmPaths = new URL('ort/', location.href).href;
+    // every core when the page may share memory between workers (cross-origin isolated: `srwork serve-web` sends
+    // COOP/COEP); onnxruntime-web's own default is half of them, at most 4. ?threads=N chooses.
     if (params.get('threads')) ort.env.wasm.numThreads = Number(params.get('threads'));
+    else if (self.crossOriginIsolated) ort.env.wasm.numThreads = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 16));
     const variant = params.get('variant') || config.defaultVariant;
     if (!config.variants[variant]) throw new Error(`no ${variant} model in this folder: ${Object.keys(config.variants).join(', ')}`);
     const select = $('variant');
