@@ -5,6 +5,7 @@
 # %% ../nbs/03a_perceptual.ipynb #c8fb3289
 from __future__ import annotations
 import threading
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Callable
 
@@ -224,8 +225,9 @@ class PyIQAMetric:
         with torch.no_grad(): v = self.net(a[0].device)(*(a if hr is not None else a[:1]))
         return v.double().reshape(-1)
 
+@lru_cache(maxsize=None)
 def pyiqa_metric(name:str) -> MetricInfo:
-    "pyiqa's metric `name` (e.g. 'topiq_fr', 'musiq') as a `MetricInfo`; one line when pyiqa is missing or has no such metric."
+    "pyiqa's metric `name` (e.g. 'topiq_fr', 'musiq') as a `MetricInfo`, one per name (its networks built once per device however often it is asked for); one line when pyiqa is missing or has no such metric."
     try: from pyiqa.default_model_configs import DEFAULT_CONFIGS
     except ImportError:
         raise SRWorkError(f"metric 'pyiqa:{name}' comes from pyiqa, which is not installed: pip install 'srwork[iqa]' (or pip install pyiqa)", param='metrics') from None

@@ -99,3 +99,28 @@ def test_directions_and_validation_metric_pickles():
     assert metric_info('psnr').better(30., 29.) and metric_info('lpips').better(.1, .2) and metric_info('lpips').better(.3, None)
     m = pickle.loads(pickle.dumps(perceptual_metric('lpips', 4, untrained=True)))
     assert m.name == 'lpips'
+
+
+def test_a_pyiqa_metric_builds_its_network_once(monkeypatch):
+    "`srwork bench --metrics pyiqa:X` asks for the metric per dataset, scale and model: pyiqa's network is built once."
+    import types
+    from srwork.perceptual import metric_info, pyiqa_metric, check_metrics
+    built = []
+    configs = types.ModuleType('pyiqa.default_model_configs')
+    configs.DEFAULT_CONFIGS = {'fake_fr': {'metric_mode': 'FR', 'lower_better': True}}
+    fake = types.ModuleType('pyiqa')
+    def create_metric(name, device, as_loss):
+        built.append((name, str(device)))
+        return lambda a, b: ((a - b) ** 2).mean((1, 2, 3))
+    fake.create_metric = create_metric
+    monkeypatch.setitem(sys.modules, 'pyiqa', fake)
+    monkeypatch.setitem(sys.modules, 'pyiqa.default_model_configs', configs)
+    pyiqa_metric.cache_clear()
+    try:
+        for _ in range(3): check_metrics(['pyiqa:fake_fr'])
+        info = metric_info('pyiqa:fake_fr')
+        assert info is metric_info('pyiqa:fake_fr') and not info.higher_better and info.full_reference
+        x = torch.rand(3, 16, 16)
+        v = [info.func(x, x * 0.5, 0, False, False) for _ in range(3)]
+        assert built == [('fake_fr', 'cpu')] and all(torch.equal(v[0], w) for w in v) and v[0].item() > 0, built
+    finally: pyiqa_metric.cache_clear()               # (no fake pyiqa left for later tests)
