@@ -48,7 +48,7 @@ batches = draw_batches(cfg, files, steps, dev)
 rows = []
 for name, opts in CONFIGS:
     if name not in {configs!r}: continue
-    c = as_config(cfg, **{{'channels_last': False, **{{k: v for k, v in opts.items() if k != 'compile'}}, 'compile': opts.get('compile', False)}})
+    c = as_config(cfg, **{{'channels_last': False, **opts}})
     try:
         learn = phase_learner(c, train_dataloaders(run_config(c, steps), files, dev), copy.deepcopy(model), 'train')
         timer = StepTimer(); learn.add_cb(timer)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_data.ipynb #52e9652e
 from __future__ import annotations
-import hashlib, io, os, random, shutil, sys, time, warnings
+import hashlib, io, os, random, shutil, sys, warnings
 from pathlib import Path
 
 import numpy as np
