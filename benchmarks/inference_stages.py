@@ -14,6 +14,14 @@ For each model (seeded random weights saved with `save_model`; speed does not de
 
 `--load N` runs N processes that keep the CPU busy (torch matrix products) during every measurement: the machine
 under load, as CI and shared boxes are. Ratios are direct / srwork (>= 1 means srwork is no slower).
+
+Measured on the 2-core reference machine (2026-12-07, nothing else running), defaults:
+  before (21aac65)  EDSR-baseline x2 480x320: process 0.82; RRDBNet x4plus-size 240x160: process 0.86
+  lazy U-Net        EDSR process 0.99 (8.34 vs 8.25 s); RRDBNet 0.81: its model file took 2.39 s against 0.30 s direct
+                    (initialising 16.7 M weights on the meta device, then again for real, before loading them)
+  no initialisers   EDSR process 0.97 (8.53 vs 8.31 s), forward alone 1.01; RRDBNet process 0.97 (14.84 vs 14.39 s),
+                    model file 0.33 vs 0.30 s, forward alone 1.00. The rest of the gap (0.2-0.45 s) is in the command's
+                    own start and exit beyond the imports, which add 0.03 s to the direct script's.
 """
 import argparse, multiprocessing as mp, os, pstats, subprocess, sys, tempfile, textwrap, time
 from pathlib import Path

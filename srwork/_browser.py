@@ -24,8 +24,8 @@ def find_chromium() -> str|None:
 
 # %% ../nbs/21_browser.ipynb #7bece5e6
 class HeadlessChromium:
-    "A headless Chromium spoken to with the DevTools protocol over `--remote-debugging-pipe` (JSON messages ending in NUL)."
-    def __init__(self, binary:str=None, timeout:float=60.):
+    "A headless Chromium spoken to with the DevTools protocol over `--remote-debugging-pipe` (JSON messages ending in NUL); `args`: more command-line flags."
+    def __init__(self, binary:str=None, timeout:float=60., args:tuple=()):
         binary = binary or find_chromium()
         if binary is None: raise SRWorkError("no Chromium found: install Debian's chromium package (apt-get install chromium) or set SRWORK_CHROMIUM")
         self.timeout, self._id, self._buf = timeout, 0, b''
@@ -38,7 +38,7 @@ class HeadlessChromium:
             os.dup2(r, 3); os.dup2(w, 4)
         args = [binary, '--headless=new', '--remote-debugging-pipe', f'--user-data-dir={self.profile}', '--no-first-run',
                 '--no-default-browser-check', '--disable-extensions', '--disable-background-networking', '--mute-audio',
-                *(['--no-sandbox'] if os.geteuid() == 0 else []), 'about:blank']
+                *(['--no-sandbox'] if os.geteuid() == 0 else []), *args, 'about:blank']
         self.log = open(self.profile/'chromium.log', 'wb')
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, preexec_fn=pipes, close_fds=False)
         os.close(to_chrome_r); os.close(from_chrome_w)

@@ -15,7 +15,10 @@ import torch.nn.functional as F
 from .core import SRWorkError
 from .models import ARCHS, register_arch
 from .esrgan import esrgan_learner
-from . import edsr, unet       # (so that the tables below list every registered architecture)
+from . import edsr
+# the U-Net registers when first looked up or listed (the tables below list it): importing it costs torchvision and
+# fastai's vision learner, which a program that only upscales with another architecture does not need
+ARCHS.register_lazy('srwork.unet', ('unet', 'SRUnet'))
 
 # %% auto #0
 __all__ = ['SPANDREL', 'NOISE_LEVEL', 'ADAPTERS', 'GAN', 'EXCLUDED', 'PUBLISHED', 'SpandrelArch', 'spandrel_class',

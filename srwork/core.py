@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #edc59cbe
 from __future__ import annotations
-import atexit, errno, io, math, multiprocessing.util, os, random, re, shutil, socket, tempfile, threading, warnings
+import atexit, errno, importlib, io, math, multiprocessing.util, os, random, re, shutil, socket, tempfile, threading, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,10 +115,10 @@ def one_blas_thread():
 
 # %% ../nbs/00_core.ipynb #a9d4dbc5
 class Registry:
-    "Named entries of one `kind` (e.g. 'arch'): register with `register` (also as a decorator), look up with `reg[name]`."
+    "Named entries of one `kind` (e.g. 'arch'): register with `register` (also as a decorator), look up with `reg[name]`; `register_lazy`: entries a module registers when first needed."
     def __init__(self, kind:str, hint:str=''):
         "`hint`: how entries get registered, said when a name is missing (e.g. which modules to import)."
-        self.kind, self.hint, self._entries, self._aliases = kind, hint, {}, {}
+        self.kind, self.hint, self._entries, self._aliases, self._lazy = kind, hint, {}, {}, {}
 
     _DECORATE = object()
     def register(self, name:str, obj=_DECORATE, aliases=()):
@@ -126,22 +126,39 @@ class Registry:
         if obj is Registry._DECORATE: return lambda o: self.register(name, o, aliases)
         self._entries[name] = obj
         for a in aliases: self._aliases[a] = name
+        for n in (name, *aliases): self._lazy.pop(n, None)
         return obj
 
+    def register_lazy(self, module:str, names):
+        "Entries `names` (names and aliases) that importing `module` registers: it is imported on their first lookup, or when the registry is listed."
+        for n in names:
+            if n not in self._entries and n not in self._aliases: self._lazy[n] = module
+
+    def _load(self, name:str=None):
+        "Import the module that registers `name` (None: every module still pending)."
+        modules = [self._lazy[name]] if name in self._lazy else [] if name is not None else list(dict.fromkeys(self._lazy.values()))
+        for m in modules:
+            importlib.import_module(m)
+            for n in [n for n, v in self._lazy.items() if v == m]: del self._lazy[n]   # (names it did not register stay unknown)
+
     def __getitem__(self, name:str):
+        if name in self._lazy: self._load(name)
         name = self._aliases.get(name, name)
         if name not in self._entries:
-            known = f"choose from {', '.join(self.names)}" if self._entries else f"no {self.kind} is registered yet"
+            known = f"choose from {', '.join(self.names)}" if self._entries or self._lazy else f"no {self.kind} is registered yet"
             raise SRWorkError(f"unknown {self.kind} {name!r}: {known}" + (f" ({self.hint})" if self.hint else ''))
         return self._entries[name]
 
-    def __contains__(self, name) -> bool: return name in self._entries or name in self._aliases
-    def __iter__(self): return iter(self._entries)
-    def __len__(self) -> int: return len(self._entries)
-    def items(self): return self._entries.items()
+    def __contains__(self, name) -> bool:
+        if name in self._lazy: self._load(name)
+        return name in self._entries or name in self._aliases
+    def __iter__(self): self._load(); return iter(self._entries)
+    def __len__(self) -> int: self._load(); return len(self._entries)
+    def items(self): self._load(); return self._entries.items()
     @property
-    def names(self) -> list[str]: return list(self._entries)
+    def names(self) -> list[str]: self._load(); return list(self._entries)
     def __repr__(self): return f"Registry({self.kind!r}: {', '.join(self.names)})"
+
 
 # %% ../nbs/00_core.ipynb #33962d73
 def round_half_up(x):

@@ -21,7 +21,7 @@ from .models import ARCHS
 from .archs import fold_reparameterised, traceable_spandrel
 from .upscaler import Upscaler, pad_to_multiple, receptive_field, effective_pad, _round_up
 from .modelfiles import load_model, load_weights, save_model, WEIGHT_SUFFIXES
-from . import edsr, esrgan, unet       # the built-in architectures register themselves on import
+from . import edsr, esrgan       # the built-in architectures register themselves on import (the U-Net when first needed: srwork.archs)
 
 # %% auto #0
 __all__ = ['MEMORY_SAFETY', 'as_model', 'tile_windows', 'parse_memory', 'memory_budget', 'TilePlan', 'plan_tiles',

@@ -187,12 +187,24 @@ def _at_most_tensors(held:int, source, arch, slack:int=64):
     finally:
         for h in handles: h.remove()
 
+_INITIALISERS = ('uniform_', 'normal_', 'trunc_normal_', 'constant_', 'ones_', 'zeros_', 'eye_', 'dirac_', 'xavier_uniform_',
+                 'xavier_normal_', 'kaiming_uniform_', 'kaiming_normal_', 'orthogonal_', 'sparse_')
+
+@contextmanager
+def _initialisers_skipped():
+    "Within: `torch.nn.init`'s initialisers return their tensor as it is, for a build whose every weight is loaded next."
+    saved = {n: getattr(torch.nn.init, n) for n in _INITIALISERS if hasattr(torch.nn.init, n)}
+    for n in saved: setattr(torch.nn.init, n, lambda tensor, *args, **kwargs: tensor)
+    try: yield
+    finally:
+        for n, f in saved.items(): setattr(torch.nn.init, n, f)
+
 def model_from_config(cfg:dict, tensors:dict, source='model') -> nn.Module:
     "Build registered `cfg` and load `tensors` into it; a config that can't be built or does not fit the tensors is a one-line error naming `source`."
     on_meta = True
     try:
         try:
-            with torch.device('meta'), _at_most_tensors(len(tensors), source, cfg.get('arch')): probe = build_model(cfg)
+            with torch.device('meta'), _initialisers_skipped(), _at_most_tensors(len(tensors), source, cfg.get('arch')): probe = build_model(cfg)
         except SRWorkError: raise
         except Exception:                                                # a constructor that can't run on meta (a drop-path schedule's .item())
             with _at_most_tensors(len(tensors), source, cfg.get('arch')): probe, on_meta = build_model(cfg), False
@@ -200,8 +212,8 @@ def model_from_config(cfg:dict, tensors:dict, source='model') -> nn.Module:
     except Exception as e: raise SRWorkError(f"{source}: the {cfg.get('arch')} config can't be built ({type(e).__name__}: {e})") from None
     problems = _shape_problems(probe, tensors)
     if problems: raise SRWorkError(f"{source}: tensors do not fit the described {cfg.get('arch')} model: {'; '.join(problems)}")
-    model = build_model(cfg) if on_meta else probe     # same size as the file's tensors now that the shapes agree
-    model.load_state_dict(tensors, strict=True)
+    with _initialisers_skipped(): model = build_model(cfg) if on_meta else probe     # same size as the file's tensors now that the shapes agree
+    model.load_state_dict(tensors, strict=True)        # (every parameter and persistent buffer: strict)
     return model
 
 # %% ../nbs/10_modelfiles.ipynb #d5255783

@@ -107,7 +107,7 @@ def _export_alpha(scale:int, path:Path, tol:float=1e-5) -> Path:
     if diff > tol: raise SRWorkError(f"{path}: the alpha graph differs from imresize by {diff:.2e}")
     return path
 
-def web_tile(up:Upscaler, budget:float=1e9, largest:int=256, smallest:int=64) -> int:
+def web_tile(up:Upscaler, budget:float=1e9, largest:int=1024, smallest:int=64) -> int:
     "The page's LR tile: the largest (up to `largest`, at least `smallest`) whose pass with the model's context fits `budget` bytes."
     per_px, fixed = up.memory()
     pad, m = _round_up(up.context()[1], up.multiple), up.multiple
@@ -145,7 +145,7 @@ def export_web(model, # a model file (.safetensors, a published .pth, a trusted 
                out, # the folder to write: a new one, or one that `overwrite` replaces
                fp16:bool=False, # also a half-precision model (half the download)
                int8:bool=False, # also a static int8 model (a quarter of the download; calibrated on the offline sample set)
-               tile:int=None, # LR tile size of the page (default: the largest whose pass fits 1 GB, 64 to 256)
+               tile:int=None, # LR tile size of the page (default: the largest whose pass fits 1 GB, 64 to 1024)
                max_pixels:int=None, # largest input image the page accepts, in pixels (default: 64 Mpx of output)
                ort:str=None, # onnxruntime-web: a folder holding it (node_modules, the package or its dist); default fetched once with npm
                name:str=None, # the model's name on the page (default: the file's name)

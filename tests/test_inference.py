@@ -143,6 +143,39 @@ def test_safetensors_reload_in_fresh_process(tmp_path, model):
     assert float(r.stdout.strip().splitlines()[-1]) == 0.0
 
 
+def test_upscaling_imports_the_unet_only_for_a_unet(tmp_path, model):
+    "The U-Net registers lazily: upscaling an EDSR file never imports it (nor torchvision: 1.6 s of startup), a U-Net file does."
+    from srwork.models import create_model
+    import srwork.unet
+    save_model(model, tmp_path/'edsr.safetensors')
+    save_model(create_model('unet', 'small', 2, pretrained=False), tmp_path/'unet.safetensors', scale=2)
+    save_image(torch.rand(3, 16, 16), tmp_path/'in.png')
+    code = textwrap.dedent(f"""
+        import sys
+        from srwork.inference import upscale_file
+        upscale_file(r'{tmp_path/'edsr.safetensors'}', r'{tmp_path/'in.png'}', r'{tmp_path/'a.png'}')
+        print(sorted(m for m in ('srwork.unet', 'torchvision', 'fastai.vision.learner') if m in sys.modules))
+        upscale_file(r'{tmp_path/'unet.safetensors'}', r'{tmp_path/'in.png'}', r'{tmp_path/'b.png'}')
+        print('srwork.unet' in sys.modules)
+    """)
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ['[]', 'True'], r.stdout
+    assert Image.open(tmp_path/'b.png').size == (32, 32)
+
+
+def test_loading_skips_initialisers_and_gives_them_back(tmp_path, model):
+    "load_model builds without running torch.nn.init (every weight is loaded next): the same outputs, and the initialisers are torch's again after, a failed build too."
+    from srwork.modelfiles import _INITIALISERS, model_from_config
+    before = {n: getattr(torch.nn.init, n) for n in _INITIALISERS}
+    save_model(model, tmp_path/'m.safetensors')
+    x = torch.rand(1, 3, 12, 17)
+    with torch.no_grad(): assert torch.equal(load_model(tmp_path/'m.safetensors')(x), Upscaler.from_any(model)(x))
+    with pytest.raises(SRWorkError, match='config'): model_from_config({'arch': 'edsr', 'num_feat': 'many'}, {}, 'bad.safetensors')
+    assert {n: getattr(torch.nn.init, n) for n in _INITIALISERS} == before
+    w = torch.zeros(4, 4); torch.nn.init.normal_(w); assert w.abs().sum() > 0      # (and they initialise again)
+
+
 def test_safetensors_has_no_pickle_and_bad_files_are_named(tmp_path, model):
     p = save_model(model, tmp_path / 'm.safetensors')
     assert b'srwork' in p.read_bytes()[:4096] and b'\x80\x04' not in p.read_bytes()[:16]   # JSON header, not a pickle

@@ -148,12 +148,12 @@ def exported(tmp_path_factory, arch, size, scale, model_kw=None, **kw):
 
 @pytest.fixture(scope='module')
 def edsr_page(tmp_path_factory):
-    return exported(tmp_path_factory, 'edsr', 'small', 2, int8=True, max_pixels=300 * 200)
+    return exported(tmp_path_factory, 'edsr', 'small', 2, int8=True, max_pixels=300 * 200, tile=128)     # (tiles of 128: the tiled path is the one tested)
 
 
 @pytest.fixture(scope='module')
 def rrdbnet_page(tmp_path_factory):
-    return exported(tmp_path_factory, 'esrgan', 'small', 4, model_kw=dict(num_block=1, num_grow_ch=8))    # (one block: the page, not the depth, is tested)
+    return exported(tmp_path_factory, 'esrgan', 'small', 4, model_kw=dict(num_block=1, num_grow_ch=8), tile=128)    # (one block: the page, not the depth, is tested)
 
 
 def python_upscale(model, image, out, tile):
@@ -182,7 +182,7 @@ def test_the_page_equals_srwork_upscale(page, browser, photos, tmp_path, request
         assert share >= 0.999 and worst <= 2, (name, share, worst)
         assert r['result'].shape[-1] == (4 if 'rgba' in name else 3)
         assert r['result'][..., :3].std() > 2                     # a picture, not a flat (or clipped) field
-        assert int(r['info']['tiles']) > 1                          # the 300 px side needs two tiles of 256 + context
+        assert int(r['info']['tiles']) > 1                          # 300x200 needs 3x2 tiles of 128 + context
         assert all(u.startswith(('http://127.0.0.1', 'data:', 'blob:')) for u in r['requests']), r['requests']   # nothing from outside
     assert r['result'][0, :, 3].max() - r['result'][-1, :, 3].min() > 200         # the alpha gradient survived
 
@@ -348,3 +348,18 @@ def test_the_pages_url_parameters_are_checked(edsr_page, browser, photos, tmp_pa
                        ('backend=cuda', '?backend=cuda: must be auto, wasm or webgpu')):
         r = browser_upscale(exp['out'], photos/'photo.png', query=query, browser=browser, timeout=120)
         assert r['state'] == 'error' and r['error'].startswith(msg), (query, r['error'])
+
+
+def test_webgpu_runs_where_asked_and_a_software_adapter_is_not_chosen(edsr_page, photos, tmp_path):
+    "With --enable-unsafe-webgpu headless Chromium offers SwiftShader's software adapter: ?backend=webgpu runs on it and equals WebAssembly to one level; the default stays on WebAssembly (the software adapter was 50x slower)."
+    from srwork._browser import HeadlessChromium, browser_upscale
+    _, exp = edsr_page
+    Image.open(photos/'photo.png').resize((48, 32)).save(tmp_path/'small.png')     # (SwiftShader is slow: a small image)
+    with HeadlessChromium(args=('--enable-unsafe-webgpu',)) as b:
+        runs = {q: browser_upscale(exp['out'], tmp_path/'small.png', query=q, browser=b) for q in ('', 'backend=webgpu', 'backend=wasm')}
+    for q, r in runs.items(): assert r['state'] == 'done', (q, r['error'])
+    assert (runs['']['info']['backend'], runs['']['info']['adapter']) == ('wasm', 'software')
+    assert runs['backend=webgpu']['info']['backend'] == 'webgpu'
+    share, worst = agree(runs['backend=webgpu']['result'], runs['backend=wasm']['result'])
+    assert share >= 0.999 and worst <= 2, (share, worst)
+    assert runs['backend=webgpu']['result'].std() > 2

@@ -13,12 +13,27 @@ function fail(message) {
 
 function mb(bytes) { return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${Math.round(bytes / 1e3)} kB`; }
 
+let adapterKind = null;              // a promise of 'gpu', 'software' or 'none': what WebGPU offers this page (asked once)
+function webgpuAdapter() {
+  adapterKind = adapterKind || (async () => {
+    try {
+      const a = navigator.gpu && await navigator.gpu.requestAdapter();
+      if (!a) return 'none';
+      const info = a.info || {};
+      // a software adapter (SwiftShader, a fallback adapter) emulates the GPU on the CPU: 50x slower than WebAssembly
+      const software = a.isFallbackAdapter || info.isFallbackAdapter || /swiftshader|llvmpipe|software/i.test(`${info.vendor} ${info.architecture} ${info.description}`);
+      return software ? 'software' : 'gpu';
+    } catch (e) { return 'none'; }
+  })();
+  return adapterKind;
+}
+
 async function backends() {
-  // WebGPU where the browser has an adapter (and ?backend=wasm does not say otherwise), else WebAssembly
+  // WebGPU where the browser has a GPU adapter (?backend=webgpu: any adapter, a software one too), else WebAssembly
   const asked = params.get('backend') || 'auto';
-  if (asked === 'wasm' || !navigator.gpu) return ['wasm'];
-  try { if (await navigator.gpu.requestAdapter()) return ['webgpu', 'wasm']; } catch (e) { /* no adapter */ }
-  return ['wasm'];
+  if (asked === 'wasm') return ['wasm'];
+  const kind = await webgpuAdapter();
+  return kind === 'gpu' || (asked === 'webgpu' && kind === 'software') ? ['webgpu', 'wasm'] : ['wasm'];
 }
 
 async function session(variant) {
@@ -69,8 +84,10 @@ async function loadModel() {
     if (config.hasAlphaModel) alphaSession = await ort.InferenceSession.create(config.alphaFile, {executionProviders: ['wasm']});
     const backend = (await backends())[0];
     const threads = ort.env.wasm.numThreads;
-    $('backend').textContent = backend === 'webgpu' ? 'WebGPU' : `WebAssembly, ${threads} thread${threads === 1 ? '' : 's'}`;
-    state('ready', {backend, threads: String(threads), loadSeconds: ((performance.now() - t0) / 1000).toFixed(3)});
+    const adapter = await webgpuAdapter();
+    $('backend').textContent = backend === 'webgpu' ? `WebGPU${adapter === 'software' ? ' (a software adapter: slow)' : ''}` :
+      `WebAssembly, ${threads} thread${threads === 1 ? '' : 's'}${adapter === 'software' ? ' (WebGPU has only a software adapter here)' : ''}`;
+    state('ready', {backend, adapter, threads: String(threads), loadSeconds: ((performance.now() - t0) / 1000).toFixed(3)});
     $('status').textContent = 'Ready: pick or drop an image.';
     return true;
   } catch (e) {
