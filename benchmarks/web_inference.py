@@ -351,11 +351,18 @@ def versus_upscalerjs(a):
     print("\n(vs: srwork's seconds / UpscalerJS's on the same input, below 1 = srwork faster)")
 
 
+def size(text:str) -> str:
+    "A WxH input size (argparse type)."
+    w, _, h = text.lower().partition('x')
+    if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0): raise argparse.ArgumentTypeError(f"{text!r} is not a size WxH (e.g. 300x200)")
+    return f'{int(w)}x{int(h)}'
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument('--versus', choices=('upscalerjs', 'python'), default='upscalerjs')
     ap.add_argument('-m', '--model', action='append', help='a model file; repeat for several (default: random compact and span small at each --scale)')
-    ap.add_argument('--sizes', nargs='+', default=['300x200', '600x400'], help='input sizes WxH (UpscalerJS)')
+    ap.add_argument('--sizes', nargs='+', type=size, default=['300x200', '600x400'], help='input sizes WxH (UpscalerJS)')
     ap.add_argument('--scales', nargs='+', type=int, default=[2, 4], help='scales of the default models (UpscalerJS)')
     ap.add_argument('--ujs', nargs='+', default=['slim', 'medium'], choices=('slim', 'medium', 'thick'),
                     help="UpscalerJS's models to pair with (thick: 7.2 M parameters, minutes per image here)")
@@ -366,11 +373,15 @@ def main():
     ap.add_argument('--ujs-threads', type=int, help="WebAssembly threads UpscalerJS's page asks tf.js for (default: every logical core; 0: none)")
     ap.add_argument('--srwork-threads', nargs='+', type=int, help="srwork page's ?threads= values to time (default: its own)")
     ap.add_argument('--npm-cache', default='~/.cache/srwork/upscalerjs')
-    ap.add_argument('--size', default='300x200', help='input size WxH (--versus python)')
+    ap.add_argument('--size', type=size, default='300x200', help='input size WxH (--versus python)')
     ap.add_argument('--repeat', type=int, default=2)
     a = ap.parse_args()
-    if a.versus == 'python': versus_python(a)
-    else: versus_upscalerjs(a)
+    if a.repeat < 1: ap.error("--repeat must be at least 1 (the runs timed after the warm-up)")
+    from srwork.core import SRWorkError
+    try:
+        if a.versus == 'python': versus_python(a)
+        else: versus_upscalerjs(a)
+    except SRWorkError as e: raise SystemExit(f"web_inference.py: {e}") from None
 
 
 if __name__ == '__main__':
