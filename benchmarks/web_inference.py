@@ -292,13 +292,14 @@ def versus_upscalerjs(a):
         W, H = map(int, size.lower().split('x'))
         photo.resize((W, H), Image.LANCZOS).save(work/f'chelsea_{W}x{H}.png')
         inputs[f'/_input/chelsea_{W}x{H}.png'] = work/f'chelsea_{W}x{H}.png'
-    quality = quality_inputs(work, a.data_root, a.sets, a.scales) if a.sets else {}
-    inputs.update({f'/_input/{f.name}': f for pairs in quality.values() for f, _ in pairs})
     models = [Path(m) for m in a.model or []]
-    if not models:
+    if models: a.scales = sorted({load_model(m).scale for m in models})         # (the models' own scales)
+    else:
         torch.manual_seed(0)
         models = [save_model(create_model(arch, size, s), work/f'{arch}_{size}_x{s}.safetensors')
                   for s in a.scales for arch, size in (('compact', 'compact'), ('span', 'small'))]
+    quality = quality_inputs(work, a.data_root, a.sets, a.scales) if a.sets else {}
+    inputs.update({f'/_input/{f.name}': f for pairs in quality.values() for f, _ in pairs})
     rows = []                                       # (kind, name, scale, parameters, {input: seconds}, {set: psnr}, pair)
     def measure(page, name, scale, params, kind, pair=None):
         secs, q = {}, {}
@@ -363,7 +364,7 @@ def main():
     ap.add_argument('--versus', choices=('upscalerjs', 'python'), default='upscalerjs')
     ap.add_argument('-m', '--model', action='append', help='a model file; repeat for several (default: random compact and span small at each --scale)')
     ap.add_argument('--sizes', nargs='+', type=size, default=['300x200', '600x400'], help='input sizes WxH (UpscalerJS)')
-    ap.add_argument('--scales', nargs='+', type=int, default=[2, 4], help='scales of the default models (UpscalerJS)')
+    ap.add_argument('--scales', nargs='+', type=int, default=[2, 4], help='scales of the default models (with -m: the models\' own)')
     ap.add_argument('--ujs', nargs='+', default=['slim', 'medium'], choices=('slim', 'medium', 'thick'),
                     help="UpscalerJS's models to pair with (thick: 7.2 M parameters, minutes per image here)")
     ap.add_argument('--sets', nargs='*', default=['Set5', 'Set14'], help='benchmark sets under --data-root for PSNR (none: leave out)')
