@@ -212,7 +212,9 @@ def model_from_config(cfg:dict, tensors:dict, source='model') -> nn.Module:
     except Exception as e: raise SRWorkError(f"{source}: the {cfg.get('arch')} config can't be built ({type(e).__name__}: {e})") from None
     problems = _shape_problems(probe, tensors)
     if problems: raise SRWorkError(f"{source}: tensors do not fit the described {cfg.get('arch')} model: {'; '.join(problems)}")
-    with _initialisers_skipped(): model = build_model(cfg) if on_meta else probe     # same size as the file's tensors now that the shapes agree
+    model = probe
+    if on_meta:                                        # the real one, as large as the file's tensors now that the shapes agree
+        with _initialisers_skipped(): model = build_model(cfg)
     model.load_state_dict(tensors, strict=True)        # (every parameter and persistent buffer: strict)
     return model
 

@@ -242,3 +242,24 @@ def test_a_preparation_stopped_half_way_is_said_and_continued(hr_folder, data_ro
     arrays = D.auto_prepare(files, 'auto', min_pixels=1)
     assert 'preparing 4 of 6 images' in capsys.readouterr().out           # the 2 written before are kept
     for f, a in zip(files, arrays): assert np.array_equal(D.read_pixels(a), D.read_pixels(f))
+
+
+def test_image_sizes_come_from_headers_without_decoding(tmp_path, monkeypatch):
+    "`_pixel_size` (the loaders' size checks, auto-prepare's median) decoded every PNG through Pillow's getexif: now it reads headers only, and a PNG's orientation wherever its eXIf chunk lies, as load_image turns the image."
+    import struct, zlib
+    from PIL import ImageFile
+    from srwork.core import load_image
+    from srwork.data import _pixel_size
+    a = np.random.RandomState(0).randint(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(a).save(tmp_path/'plain.png')
+    exif = Image.Exif(); exif[0x0112] = 6                                # stored sideways, shown upright
+    Image.fromarray(a).save(tmp_path/'before.png', exif=exif)           # (Pillow writes eXIf before the pixels)
+    raw = exif.tobytes()[6:] if exif.tobytes().startswith(b'Exif') else exif.tobytes()
+    chunk = struct.pack('>I', len(raw)) + b'eXIf' + raw + struct.pack('>I', zlib.crc32(b'eXIf' + raw))
+    png = (tmp_path/'plain.png').read_bytes()
+    (tmp_path/'after.png').write_bytes(png[:-12] + chunk + png[-12:])  # (an eXIf after the pixels, before IEND)
+    expect = {'plain.png': (30, 20), 'before.png': (20, 30), 'after.png': (20, 30)}
+    for name, size in expect.items():
+        assert tuple(load_image(tmp_path/name).shape[-2:][::-1]) == size, name       # what load_image makes of it
+    monkeypatch.setattr(ImageFile.ImageFile, 'load', lambda self: (_ for _ in ()).throw(AssertionError('decoded')))
+    for name, size in expect.items(): assert _pixel_size(tmp_path/name) == size, name
