@@ -22,6 +22,9 @@ Measured on the 2-core reference machine (2026-12-07, nothing else running), def
   no initialisers   EDSR process 0.97 (8.53 vs 8.31 s), forward alone 1.01; RRDBNet process 0.97 (14.84 vs 14.39 s),
                     model file 0.33 vs 0.30 s, forward alone 1.00. The rest of the gap (0.2-0.45 s) is in the command's
                     own start and exit beyond the imports, which add 0.03 s to the direct script's.
+  channels-last     (CPU batches handed to the model in NHWC order, `cpu_channels_last`), median of 3 interleaved:
+                    EDSR process 1.15 (6.97 vs 8.04 s), forward alone 1.51; RRDBNet process 1.04 (13.39 vs 13.99 s),
+                    forward alone 1.19.
 """
 import argparse, multiprocessing as mp, os, pstats, subprocess, sys, tempfile, textwrap, time
 from pathlib import Path
@@ -100,7 +103,10 @@ def main():
     ap.add_argument('--size', default=None, help='input WxH (default: 480x320 for EDSR, 240x160 for RRDBNet)')
     ap.add_argument('--blocks', type=int, default=23, help="RRDBNet's blocks (23: x4plus)")
     ap.add_argument('--load', type=int, default=0, help='busy processes beside every measurement')
+    ap.add_argument('--repeat', type=int, default=3, help='unprofiled srwork / direct process pairs, interleaved (medians)')
     a = ap.parse_args()
+    if a.repeat < 1: ap.error('--repeat must be at least 1')
+    import statistics
     import numpy as np, torch
     from PIL import Image
     from srwork.edsr import edsr
@@ -123,9 +129,13 @@ def main():
                 small = np.random.default_rng(0).integers(0, 256, (h // 4, w // 4, 3), dtype=np.uint8)
                 Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC).save(image)
                 s_wall, s = srwork_run(model, image, work / 'out', work)
-                plain = srwork_plain(model, image, work / 'out')
                 torch.save(net.state_dict(), work / f'{key}.pth')          # (the same weights as a plain state dict)
                 d_wall, d = direct_run(net.config, work / f'{key}.pth', image, work / f'{key}_direct.png')
+                plains, directs = [], []
+                for _ in range(a.repeat):                                  # (interleaved: the machine's drift hits both)
+                    plains.append(srwork_plain(model, image, work / 'out'))
+                    directs.append(direct_run(net.config, work / f'{key}.pth', image, work / f'{key}_direct.png')[0])
+                plain, direct = statistics.median(plains), statistics.median(directs)
                 print(f"\n{label}, {w}x{h} input")
                 print(f"{'stage':<16} {'srwork upscale':>15} {'direct forward':>15}")
                 rows = [('startup', s['startup'], d['startup']), ('model file', s['model file'], d['model']),
@@ -135,7 +145,9 @@ def main():
                 rest_s = s_wall - sum(x for _, x, _ in rows); rest_d = d_wall - sum(y for _, _, y in rows)
                 print(f"{'the rest':<16} {rest_s:>15.2f} {rest_d:>15.2f}")
                 print(f"{'process':<16} {s_wall:>15.2f} {d_wall:>15.2f}   (srwork's stages from a profiled run: cProfile slows its imports)")
-                print(f"srwork upscale unprofiled: {plain:.2f} s; direct / srwork: process {d_wall / plain:.2f}, "
+                print(f"unprofiled, median of {a.repeat} interleaved: srwork upscale {plain:.2f} s ({' '.join(f'{t:.2f}' for t in plains)}), "
+                      f"direct {direct:.2f} s ({' '.join(f'{t:.2f}' for t in directs)})")
+                print(f"direct / srwork: process {direct / plain:.2f}, "
                       f"forward alone {d['forward'] / s['model forward']:.2f}, process without startup "
                       f"{(d_wall - d['startup']) / (s_wall - s['startup']):.2f}")
     finally:

@@ -17,7 +17,9 @@ same initial weights, are timed side by side (interleaved, `--rounds` times; the
 
 The learner's wall time is split into: fit setup (until the first batch), data wait (the training loop waiting for
 the loader), steps (before_batch to after_batch: forward, loss, backward, optimiser, callbacks) and epoch end
-(validation, metrics, checkpoint, pictures, plots) plus fit end. Ratios are wall times over the bare loop's.
+(validation, metrics, checkpoint, pictures, plots) plus fit end. Ratios are wall times over the bare loop's. The
+per-step ratio sets the once-per-fit work aside: setup, epoch end and rest happen once per fit (per epoch for the
+epoch end and the curves), so their share shrinks as the fit grows (`--steps`; the cpu recipe's epoch is 200 steps).
 """
 import argparse, copy, statistics, tempfile, time, warnings
 from pathlib import Path
@@ -201,6 +203,9 @@ def main():
         med = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
         print("srwork learner, where its time goes (median s): " + ', '.join(f"{k} {v:.2f}" for k, v in med.items() if k != 'build')
               + f"  (steps alone / bare loop: {med['steps'] / base:.2f}x; loaders and learner built in {med['build']:.2f} s, before the fit)")
+        once = med['setup'] + med['epoch_end'] + med['rest']
+        print(f"per step, with its data: (data + steps) / bare loop {(med['data'] + med['steps']) / base:.2f}x; "
+              f"once per fit (setup, epoch end, rest): {once:.2f} s, {once / base:.1%} of the bare loop's {a.steps} steps")
 
 
 if __name__ == '__main__':

@@ -239,12 +239,12 @@ register_spandrel('mosr', SpandrelArch('MoSR', 'MoSR', 'upscale', source="MoSR (
     sizes={'mosr': dict(n_block=24, dim=64, upsampler='ps', kernel_size=7, expansion_ratio=1.5),
            'mosr-t': dict(n_block=5, dim=48, upsampler='ps', kernel_size=7, expansion_ratio=1.5),
            'small': dict(n_block=2, dim=16, upsampler='ps', kernel_size=7, expansion_ratio=1.5)},
-    default_size='mosr', scales=(1, 2, 3, 4), lr=2e-4, patch=128, bs=16, supports_half=True, aliases=('MoSR',), **GAN,
+    default_size='mosr', scales=(1, 2, 3, 4), lr=2e-4, patch=128, bs=16, supports_half=True, cpu_channels_last=False, aliases=('MoSR',), **GAN,
     description='MoSR: GatedCNN (MambaOut-style) blocks for SR')
 
 register_spandrel('moesr', SpandrelArch('MoESR', 'MoESR', 'scale', source="MoESR (umzi2 2024), traiNNer-redux's defaults"),
     sizes={'moesr': dict(dim=64, n_blocks=9, n_block=4), 'small': dict(dim=16, n_blocks=1, n_block=1)},
-    default_size='moesr', scales=(1, 2, 3, 4), input_multiple=2, lr=2e-4, patch=128, bs=16, supports_half=True, aliases=('MoESR',),
+    default_size='moesr', scales=(1, 2, 3, 4), input_multiple=2, lr=2e-4, patch=128, bs=16, supports_half=True, cpu_channels_last=False, aliases=('MoESR',),
     description='MoESR: mixture-of-experts GatedCNN SR')
 
 register_spandrel('seemore', SpandrelArch('SeemoRe', 'SeemoRe', 'scale', 'batched_experts', source='SeemoRe (Zamfir et al. ICML 2024): SeemoRe-T'),
@@ -342,7 +342,7 @@ register_spandrel('grl', SpandrelArch('GRL', 'GRL', 'upscale', source='GRL (Li e
     sizes={'grl-t': _grl(64, [4] * 4, 2, 'pixelshuffledirect', False), 'grl-s': _grl(128, [4] * 4, 2, 'pixelshuffle', False),
            'grl-b': _grl(180, [4, 4, 8, 8, 8, 4, 4], 3, 'pixelshuffle', True),
            'small': _grl(16, [1], 2, 'pixelshuffledirect', False)},
-    default_size='grl-s', scales=(2, 3, 4), input_multiple=64, lr=2e-4, patch=128, bs=16, supports_half=False, aliases=('GRL',),
+    default_size='grl-s', scales=(2, 3, 4), input_multiple=64, lr=2e-4, patch=128, bs=16, supports_half=False, cpu_channels_last=False, aliases=('GRL',),
     export_note="its stripe and anchor attention trace to a graph that is wrong at other sizes (0.4–0.5 off on [0, 1] images)",
     description='GRL: global, regional and local attention (window, stripe and anchor attention)')
 
@@ -393,7 +393,7 @@ register_spandrel('kbnet_l', SpandrelArch('KBNet', 'KBNet_l', None, 'kba_fp32', 
 register_spandrel('fftformer', SpandrelArch('FFTformer', 'FFTformer', None, source='FFTformer (Kong et al. CVPR 2023), deblurring'),
     sizes={'fftformer': dict(dim=48, num_blocks=[6, 6, 12], num_refinement_blocks=4, ffn_expansion_factor=3),
            'small': dict(dim=8, num_blocks=[1, 1, 1], num_refinement_blocks=1, ffn_expansion_factor=3)},
-    default_size='fftformer', scales=(1,), input_multiple=32, lr=1e-3, patch=128, bs=8, supports_half=False, aliases=('FFTformer',),
+    default_size='fftformer', scales=(1,), input_multiple=32, lr=1e-3, patch=128, bs=8, supports_half=False, cpu_channels_last=False, aliases=('FFTformer',),
     description='FFTformer: frequency-domain attention and FFN (deblurring)')
 
 register_spandrel('dncnn', SpandrelArch('DnCNN', 'DnCNN', None, source='DnCNN (Zhang et al. TIP 2017): colour blind DnCNN (20 layers)', when={'mode': 'DnCNN'}),
@@ -413,7 +413,7 @@ register_spandrel('drunet', SpandrelArch('DRUNet', 'DRUNet', None, 'noise_map', 
 
 register_spandrel('fbcnn', SpandrelArch('FBCNN', 'FBCNN', None, 'first_output', source='FBCNN (Jiang et al. ICCV 2021): colour JPEG artefact removal'),
     sizes={'fbcnn': dict(in_nc=3, out_nc=3, nc=[64, 128, 256, 512], nb=4), 'small': dict(in_nc=3, out_nc=3, nc=[8, 16, 32, 512], nb=2)},
-    default_size='fbcnn', scales=(1,), input_multiple=8, lr=1e-4, patch=128, bs=16, supports_half=True, aliases=('FBCNN',),
+    default_size='fbcnn', scales=(1,), input_multiple=8, lr=1e-4, patch=128, bs=16, supports_half=True, cpu_channels_last=False, aliases=('FBCNN',),
     description='FBCNN: flexible blind JPEG artefact removal (quality-factor predicting U-Net)')
 
 register_spandrel('safmnbcie', SpandrelArch('SAFMNBCIE', 'SAFMNBCIE', None, source="SAFMN's model for NTIRE 2023 blind compressed image enhancement (BCIE)"),

@@ -206,7 +206,7 @@ class TrainConfig:
     precision:str=None # fp32, bf16 or fp16 (autocast; fp16 with a gradient scaler) (default: the recipe's where the device computes it natively, else fp32)
     compile:bool=False # torch.compile the model
     workers:int=None # loader processes (default: the recipe's, else 0 below 64 images, else up to 8)
-    cache:bool|None=None # keep the decoded images in memory as uint8 (default: the recipe's)
+    cache:bool|None=None # keep the decoded images in memory as uint8 (default: the recipe's, else when they fit: `auto_cache`)
     prepare:bool|None=None # decode large images once into memory-mapped arrays under the data root, reused by later runs (default: when the median image has 1 Mpx or more and nothing is cached; False: never)
     ema:float=None # keep an exponential moving average of the weights with this decay (BasicSR's 0.999): validated, checkpointed and exported (default: the recipe's; the GAN phase always keeps one, 0.999)
     gan:bool|None=None # train the GAN phase after the PSNR phase (default: the architecture's: on for esrgan and srgan; span, compact, realplksr, swiftsrgan, mosr, realcugan have one when asked)

@@ -21,11 +21,11 @@ from fastai.torch_core import TensorImage
 
 # %% auto #0
 __all__ = ['YCBCR_MATRIX', 'YCBCR_OFFSET', 'DEFAULT_MAX_PIXELS', 'SAMPLE_IMAGES', 'SRWorkError', 'ScaleError', 'ImageReadError',
-           'ImageNotFoundError', 'check_number', 'data_path', 'scratch_dir', 'set_seed', 'one_blas_thread', 'Registry',
-           'round_half_up', 'quantise', 'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'rgb_to_y', 'ImageMeta',
-           'max_image_pixels', 'png_missing_bytes', 'load_image', 'ImageValueError', 'WriteError', 'temp_sibling',
-           'atomic_write_bytes', 'clean_stale_temps', 'save_image', 'hub_weights', 'torchvision_weights',
-           'raise_interrupt', 'check_interrupt', 'clear_interrupt', 'sample_images']
+           'ImageNotFoundError', 'check_number', 'data_path', 'scratch_dir', 'set_seed', 'one_blas_thread',
+           'available_ram', 'Registry', 'round_half_up', 'quantise', 'to_uint', 'luma', 'rgb_to_ycbcr', 'ycbcr_to_rgb',
+           'rgb_to_y', 'ImageMeta', 'max_image_pixels', 'png_missing_bytes', 'load_image', 'ImageValueError',
+           'WriteError', 'temp_sibling', 'atomic_write_bytes', 'clean_stale_temps', 'save_image', 'hub_weights',
+           'torchvision_weights', 'raise_interrupt', 'check_interrupt', 'clear_interrupt', 'sample_images']
 
 # %% ../nbs/00_core.ipynb #d16b57b5
 class SRWorkError(Exception):
@@ -112,6 +112,16 @@ def one_blas_thread():
         from threadpoolctl import ThreadpoolController
         _BLAS = ThreadpoolController().select(user_api='blas')
     return _BLAS.limit(limits=1)
+
+# %% ../nbs/00_core.ipynb #b6e48a57
+def available_ram() -> int:
+    "Bytes of memory available to new allocations (Linux's MemAvailable; elsewhere the free pages; 4 GiB when neither can be read)."
+    try:
+        for line in open('/proc/meminfo'):
+            if line.startswith('MemAvailable:'): return int(line.split()[1]) * 1024
+    except OSError: pass
+    try: return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError): return 4 * 2**30
 
 # %% ../nbs/00_core.ipynb #a9d4dbc5
 class Registry:

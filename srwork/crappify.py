@@ -134,6 +134,7 @@ class Step:
     def __init__(self, p:float=1., **ranges):
         self.p, self.ranges = p, ranges
         for k, v in ranges.items(): setattr(self, k, v)
+    fixed = False        # the same parameters for every image and no random numbers: a batch is degraded in one call
     def draw(self, rng, ctx) -> dict: return {}
     def apply(self, x:np.ndarray, rng, **params) -> np.ndarray: raise NotImplementedError
     def apply_torch(self, x:torch.Tensor, gen, **params) -> torch.Tensor:
@@ -157,6 +158,8 @@ class Resize(Step):
         ranges = {'scale': scale} if scale else {'factor': tuple(factor), **({'of': of} if of != 'current' else {})}
         super().__init__(p, **ranges, modes=modes)
         self.scale, self.factor, self.of = scale, (tuple(factor) if factor else None), of
+    @property
+    def fixed(self) -> bool: return self.p >= 1 and self.scale is not None and len(self.modes) == 1
     def draw(self, rng, ctx):
         d = dict(mode=str(rng.choice(self.modes)))
         if self.scale is None: d['factor'] = _uniform(rng, self.factor)
@@ -403,6 +406,11 @@ class Crappifier:
             if s.p >= 1 or rng.random() < s.p: plan.append((i, s.draw(rng, ctx)))
         return plan, rng, ctx
 
+    @property
+    def fixed(self) -> bool:
+        "Whether every step is `Step.fixed`: all images of a batch get one degradation, which `batch` applies to the whole batch at once."
+        return bool(self.steps) and all(s.fixed for s in self.steps)
+
     def __repr__(self):
         lines = [f"Crappifier('{self.name}', scale={self.scale}, seed={self.seed})"]
         return '\n'.join(lines + [f"  {i}: {s!r}" for i, s in enumerate(self.steps)])
@@ -432,8 +440,14 @@ def __call__(self:Crappifier, img, item=0, epoch:int=0):
 @patch
 @torch.no_grad()
 def batch(self:Crappifier, x:torch.Tensor, items=None, epoch:int=0) -> torch.Tensor:
-    "Degrade a float `(N, 3, H, W)` batch on its own device; item `i` uses key `items[i]` (default: its index)."
+    "Degrade a float `(N, 3, H, W)` batch on its own device; item `i` uses key `items[i]` (default: its index). A `fixed` crappifier degrades it in one call per step."
     items = range(len(x)) if items is None else items
+    if self.fixed and len(x):
+        plan, rng, ctx = self.draw(items[0], epoch, x.shape[-2:])
+        y = x.double() if x.device.type == 'cpu' else x.float()      # (on the CPU in float64, as the numpy path computes)
+        for i, params in plan: y = self.steps[i].apply_torch(y, None, ctx=ctx, **params)
+        self.last_params = [[(type(self.steps[i]).__name__, p) for i, p in plan] for _ in range(len(x))]
+        return y.to(x.dtype)
     outs, self.last_params = [], []
     for xi, item in zip(x, items):
         plan, rng, ctx = self.draw(item, epoch, xi.shape[-2:])

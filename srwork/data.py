@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from .core import SRWorkError, ImageReadError, load_image, data_path, quantise, atomic_write_bytes, one_blas_thread, WriteError   # first: it quiets fastai's import-time warning
+from .core import SRWorkError, ImageReadError, load_image, data_path, quantise, atomic_write_bytes, one_blas_thread, WriteError, available_ram   # first: it quiets fastai's import-time warning
 import fastai.vision.data   # registers show_batch/show_results for (image, image) pairs
 from fastai.data.block import DataBlock, TransformBlock
 from fastai.data.transforms import image_extensions, RandomSplitter, IndexSplitter, Normalize
@@ -23,10 +23,10 @@ from .crappify import Crappifier, Step, BicubicUpsample, crappifier_preset, imre
 from .degradations import PairPool
 
 # %% auto #0
-__all__ = ['PREPARE_MIN_PIXELS', 'DATASET_URLS', 'read_pixels', 'SRPairTransform', 'find_images', 'image_files', 'lr_matcher',
-           'has_torch_path', 'DegradeBatch', 'sr_datablock', 'check_pair_size', 'sr_dataloaders', 'prepare_images',
-           'prepared_dir', 'auto_prepare', 'dls_at', 'pair_transform', 'check_sr_dls', 'norm_stats', 'denormalize',
-           'get_dataset', 'find_benchmark_set']
+__all__ = ['PREPARE_MIN_PIXELS', 'CACHE_MAX_BYTES', 'DATASET_URLS', 'read_pixels', 'SRPairTransform', 'find_images',
+           'image_files', 'lr_matcher', 'has_torch_path', 'DegradeBatch', 'sr_datablock', 'check_pair_size',
+           'sr_dataloaders', 'prepare_images', 'prepared_dir', 'auto_prepare', 'auto_cache', 'dls_at', 'pair_transform',
+           'check_sr_dls', 'norm_stats', 'denormalize', 'get_dataset', 'find_benchmark_set']
 
 # %% ../nbs/02_data.ipynb #3cd0bf4b
 def _read(x) -> np.ndarray:
@@ -153,8 +153,9 @@ def make_pair(self:SRPairTransform, x, y, train:bool):
         k = random.randint(0, 7)
         hr = _dihedral(hr, k)
         if paired: lr_full = _dihedral(lr_full, k)
+    if getattr(self, 'on_batch', False) and not paired:      # the patch as stored (a quarter of float32's bytes): `DegradeBatch` makes it float
+        return TensorImage(torch.empty(3, 0, 0)), TensorImage(torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1))))
     hr = _as_float(hr)                  # only the patch becomes float: the stored image stays uint8
-    if getattr(self, 'on_batch', False) and not paired: return TensorImage(torch.empty(3, 0, 0)), _to_timg(hr)
     if paired: lr = _as_float(lr_full)
     else:
         key = random.getrandbits(62) if train else Path(y).stem     # (an image and its prepared array: one key)
@@ -236,11 +237,13 @@ class DegradeBatch(ItemTransform):
         self.pool = PairPool(crappifier.pool_size) if getattr(crappifier, 'pool_size', 0) else None
     def __call__(self, b, split_idx=None, **kwargs):
         if not (isinstance(b, tuple) and len(b) == 2 and b[0].numel() == 0): return b      # already a pair (or an input batch)
-        y, hr = b[1].as_subclass(torch.Tensor).float(), b[1]
+        y = b[1].as_subclass(torch.Tensor)
+        y = y.float() / (255 if y.dtype == torch.uint8 else 65535) if y.dtype in (torch.uint8, torch.uint16) else y.float()
+        hr = TensorImage(y)                     # (float32 in [0, 1], as `_as_float` makes it)
         keys = [random.getrandbits(62) for _ in range(len(y))] if split_idx == 0 else list(range(len(y)))
         lr = quantise(self.crappifier.batch(y, items=keys)) / 255
         if self.pool is not None and split_idx == 0:
-            lr, y = self.pool(lr, y); hr = TensorImage(y.to(b[1].dtype))
+            lr, y = self.pool(lr, y); hr = TensorImage(y)
         if self.upsample_input: lr = quantise(BicubicUpsample(self.crappifier.scale).to(lr.device)(lr)) / 255
         return TensorImage(lr), hr
 
@@ -314,11 +317,11 @@ def check_pair_size(hr, lr, scale:int):
 # %% ../nbs/02_data.ipynb #9fa3eb77
 def sr_dataloaders(source, scale:int=2, patch_size:int=96, bs:int=16, crappifier='bicubic', upsample_input:bool=False,
                    lr_folder=None, valid_pct:float=0.1, valid_size:int|None=None, augment:bool=True,
-                   normalize:bool=False, seed:int=42, num_workers:int|None=None, device=None, splits=None, cache:int=0,
+                   normalize:bool=False, seed:int=42, num_workers:int|None=None, device=None, splits=None, cache:int|str='auto',
                    patches_per_epoch:int|None=None, degrade_on:str='auto', prepare='auto', **kwargs):
-    "DataLoaders of (LR, HR) pairs from a folder (or list) of HR images; see `sr_datablock`. Large images are read from arrays `auto_prepare` writes once (`prepare`)."
+    "DataLoaders of (LR, HR) pairs from a folder (or list) of HR images; see `sr_datablock`. Large images are read from arrays `auto_prepare` writes once (`prepare`), small ones kept in memory (`cache`: 'auto', see `auto_cache`, or a number of images)."
     items = _items(source)
-    if lr_folder is None and not cache: items = auto_prepare(items, prepare)     # (paired data and an in-memory cache: as they are)
+    if lr_folder is None and cache in (0, 'auto'): items = auto_prepare(items, prepare)     # (paired data and an in-memory cache: as they are)
     if lr_folder is not None:                      # every HR file needs its LR partner: say which one lacks it now
         match = lr_matcher(lr_folder, scale)
         pairs = [(p, match(p)) for p in items]      # (first every name, then every size)
@@ -329,13 +332,15 @@ def sr_dataloaders(source, scale:int=2, patch_size:int=96, bs:int=16, crappifier
         idx = np.random.RandomState(seed).permutation(len(items))
         splits = (sorted(idx[n_valid:].tolist()), sorted(idx[:n_valid].tolist()))
     ds_items, valid_idx = _epoch_items(items, splits, patches_per_epoch)
+    if num_workers is None: num_workers = 0 if len(items) < 64 else min(8, len(os.sched_getaffinity(0)))
+    if cache == 'auto': cache = auto_cache(items, num_workers) if lr_folder is None else 0
     where = degrade_on
-    if degrade_on == 'auto':                      # on a GPU, when the crappifier runs there whole
+    if degrade_on == 'auto':          # on a GPU when the crappifier runs there whole; without workers when it is one call a batch
         gpu = torch.device(device).type == 'cuda' if device is not None else torch.cuda.is_available()
-        where = 'batch' if gpu and has_torch_path(_resolve_crappifier(crappifier, scale)) else 'item'
+        crap = _resolve_crappifier(crappifier, scale)
+        where = 'batch' if has_torch_path(crap) and (gpu or (num_workers == 0 and crap.fixed)) else 'item'
     block = sr_datablock(scale, patch_size, crappifier, upsample_input, lr_folder, valid_pct, valid_size, augment,
                          normalize, seed, splitter=IndexSplitter(valid_idx), get_items=None, cache=cache, degrade_on=where)
-    if num_workers is None: num_workers = 0 if len(items) < 64 else min(8, len(os.sched_getaffinity(0)))
     val_bs = 1 if valid_size == 0 else bs
     dls = block.dataloaders(ds_items, bs=bs, val_bs=val_bs, num_workers=num_workers, device=device, **kwargs)
     dls.sr_config = dict(source=items, scale=scale, patch_size=patch_size, bs=bs, crappifier=crappifier,
@@ -445,6 +450,20 @@ def auto_prepare(files, # image files (a list from `image_files`), or items that
             for f, t in (todo if quiet else progress_bar(todo, leave=False)): _write_array(f, t)
         except WriteError as e: return fallback(f"preparing {root} stopped: {e}")
     return targets
+
+# %% ../nbs/02_data.ipynb #72c1bb3a
+CACHE_MAX_BYTES = 2**30             # decoded bytes, all loading processes together, up to which `cache='auto'` keeps every image
+
+def auto_cache(items, num_workers:int=0, max_bytes:int=None) -> int:
+    "How many decoded images the loaders keep by default: all when `items` are image files (not prepared arrays) whose pixels, a copy per loading process, fit `max_bytes` (default `CACHE_MAX_BYTES`) and an eighth of `available_ram`; else none."
+    if not items or any(not isinstance(f, (str, Path)) or str(f).endswith('.npy') for f in items): return 0
+    files = list(dict.fromkeys(Path(f) for f in items))
+    budget, total = min(CACHE_MAX_BYTES if max_bytes is None else max_bytes, available_ram() // 8), 0
+    for f in files:
+        try: total += _array_bytes(f) * max(1, num_workers)
+        except (OSError, SRWorkError): return 0        # (unreadable: the loader names the file when it reads it)
+        if total > budget: return 0
+    return len(files)
 
 # %% ../nbs/02_data.ipynb #e130f29c
 def dls_at(dls, patch_size:int, bs:int, **changes):

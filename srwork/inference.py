@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from .core import SRWorkError, check_number, clean_stale_temps, temp_sibling, ImageMeta, load_image, save_image, luma, quantise, to_uint, _as_chw
+from .core import SRWorkError, check_number, clean_stale_temps, temp_sibling, ImageMeta, load_image, save_image, luma, quantise, to_uint, _as_chw, available_ram
 from .crappify import imresize
 from .data import image_files
 from .models import ARCHS
@@ -25,8 +25,9 @@ from . import edsr, esrgan       # the built-in architectures register themselve
 
 # %% auto #0
 __all__ = ['MEMORY_SAFETY', 'as_model', 'tile_windows', 'parse_memory', 'memory_budget', 'TilePlan', 'plan_tiles',
-           'upscale_tensor', 'resolve_device', 'upscale', 'upscale_file', 'export_onnx', 'onnx_session',
-           'onnx_max_diff', 'calibration_batches', 'quantize_onnx', 'onnx_upscaler', 'record_failure', 'upscale_files']
+           'cpu_channels_last', 'upscale_tensor', 'resolve_device', 'upscale', 'upscale_file', 'export_onnx',
+           'onnx_session', 'onnx_max_diff', 'calibration_batches', 'quantize_onnx', 'onnx_upscaler', 'record_failure',
+           'upscale_files']
 
 # %% ../nbs/18_inference.ipynb #e71c2040
 def as_model(obj, scale:int=None, trust:bool=False) -> Upscaler:
@@ -61,22 +62,13 @@ def parse_memory(value, name:str='max_memory') -> int:
     if not m or n < 1: raise SRWorkError(f"`{name}` {value!r}: not a memory size (e.g. 2G, 500M, or a number of bytes)", param=name)
     return int(n)
 
-# %% ../nbs/18_inference.ipynb #3ead81a0
-def _available_ram() -> int:
-    try:
-        for line in open('/proc/meminfo'):
-            if line.startswith('MemAvailable:'): return int(line.split()[1]) * 1024
-    except OSError: pass
-    try: return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
-    except (ValueError, OSError, AttributeError): return 4 * 2**30
-
 # %% ../nbs/18_inference.ipynb #783e142f
 def memory_budget(device=None, max_memory=None) -> int:
     "Bytes one pass of tiles may use: `max_memory` if given, else 80 % of a GPU's free memory, or on CPU a quarter of the available RAM up to 1 GiB."
     if max_memory is not None: return parse_memory(max_memory)
     device = torch.device(device or 'cpu')
     if device.type == 'cuda': return int(0.8 * torch.cuda.mem_get_info(device)[0])
-    return int(min(2**30, _available_ram() / 4))
+    return int(min(2**30, available_ram() / 4))
 
 # %% ../nbs/18_inference.ipynb #2a722ac8
 def _size(n) -> str:
@@ -142,8 +134,16 @@ def plan_tiles(up:Upscaler, H:int, W:int, tile:int|None=None, tile_pad=None, bat
     return TilePlan((ty, tx), pad, int(batch_size), n, (wy, wx), need(wy * wx, batch_size), budget, (cy, cx))
 
 # %% ../nbs/18_inference.ipynb #93dc3458
+def cpu_channels_last(up:Upscaler) -> bool:
+    "Whether `up` gets CPU batches channels-last: its architecture is registered with `cpu_channels_last` (the model itself is left as it is)."
+    if getattr(up, '_cpu_channels_last', None) is None:
+        arch = (getattr(up.model, 'config', None) or {}).get('arch')
+        up._cpu_channels_last = bool(arch in ARCHS and ARCHS[arch].cpu_channels_last)
+    return up._cpu_channels_last
+
 def _forward(up:Upscaler, xb:torch.Tensor, dtype) -> torch.Tensor:
-    "Run a batch; in fp16/bf16, fall back to fp32 (with a warning) if the result is not finite or comes out black."
+    "Run a batch (channels-last on the CPU where `cpu_channels_last`); in fp16/bf16, fall back to fp32 (with a warning) if the result is not finite or comes out black."
+    if xb.device.type == 'cpu' and xb.ndim == 4 and cpu_channels_last(up): xb = xb.contiguous(memory_format=torch.channels_last)
     if dtype in (torch.float16, torch.bfloat16):
         with torch.autocast(xb.device.type, dtype=dtype): y = up(xb).float()
         black = y.abs().amax() < 1e-3 and xb.abs().amax() > 1e-2

@@ -34,6 +34,7 @@ class ArchSpec:
     normalize: bool = False          # True: its loaders normalise with ImageNet statistics
     input_multiple: int = 1          # LR inputs are padded to a multiple of this (window sizes, pixel-unshuffle)
     supports_half: bool = True       # False: fp16 breaks it (inference then runs fp32)
+    cpu_channels_last: bool = True   # CPU inference runs it channels-last (oneDNN's NHWC convolutions); False where that measured slower
     lr: float = 1e-3                 # default peak learning rate
     patch: int = 96                  # default HR training patch
     bs: int = 16                     # default batch size

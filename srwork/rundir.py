@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_rundir.ipynb #0e2a02d1
 from __future__ import annotations
-import io, json, os
+import io, json, os, time
 from pathlib import Path
 
 import torch
@@ -114,10 +114,21 @@ def plot_curves(out, phases) -> Path:
 
 # %% ../nbs/15_rundir.ipynb #8a227938
 class CurvesPlot(Callback):
-    "Redraw `out/curves.png` after every epoch (after `HistoryCSV` has written the epoch's row)."
+    "Redraw `out/curves.png` after an epoch (after `HistoryCSV` wrote its row) when the last drawing took at most `share` of the time since, and at the end of the fit."
     order = 100
-    def __init__(self, out, phases): self.out, self.phases = Path(out), list(phases)
-    def after_epoch(self): plot_curves(self.out, self.phases)
+    def __init__(self, out, phases, share:float=0.02): self.out, self.phases, self.share, self.drawn = Path(out), list(phases), share, 0
+    def before_fit(self): self._last, self._cost, self._stale = time.perf_counter(), 0., False
+    def after_epoch(self):
+        self._stale = True
+        if self._cost <= self.share * (time.perf_counter() - self._last): self.draw()
+    def after_fit(self): self.flush()
+    def flush(self):
+        "Draw the epochs not drawn yet, if any (the end of a fit, or Ctrl-C)."
+        if getattr(self, '_stale', False): self.draw()
+    def draw(self):
+        t, self._stale = time.perf_counter(), False          # (an attempt counts: Ctrl-C while drawing does not draw again)
+        plot_curves(self.out, self.phases)
+        self._last = time.perf_counter(); self._cost, self.drawn = self._last - t, self.drawn + 1
 
 # %% ../nbs/15_rundir.ipynb #75dddd79
 RUN_FILES = ('train_state.json', 'checkpoint_*.pth', 'history_*.csv', 'curves.png', 'gan_curves.png', 'model.pkl',

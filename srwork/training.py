@@ -63,7 +63,7 @@ def train_dataloaders(cfg:TrainConfig, files, device=None, splits=None, quiet:bo
         if not is_main_process(): files = auto_prepare(files, prepare, quiet=True)
     dls = sr_dataloaders(files, scale=cfg.scale, patch_size=cfg.patch, bs=cfg.bs, crappifier=cfg.preset, lr_folder=cfg.lr_folder, upsample_input=spec.upsample_input,
                          normalize=spec.normalize, valid_pct=cfg.valid_pct, valid_size=cfg.patch, seed=cfg.seed, device=device,
-                         num_workers=cfg.workers, cache=len(files) if cfg.cache else 0, patches_per_epoch=cfg.patches_per_epoch, splits=splits,
+                         num_workers=cfg.workers, cache=len(files) if cfg.cache else 0 if cfg.cache is False else 'auto', patches_per_epoch=cfg.patches_per_epoch, splits=splits,
                          prepare=False)                     # (prepared above, or said why not: once)
     if len(dls.train) == 0:
         raise SRWorkError(f"{len(dls.train_ds)} training images with `bs` {cfg.bs} make no complete batch: use a smaller `bs` or more images",
@@ -139,8 +139,8 @@ def fit_phase(learn:Learner, cfg:TrainConfig, phase:str, run:RunDir|None=None, r
     ck = run.checkpoint(phase) if run else None
     start, elapsed = _resume_point(learn, ck, phase, quiet) if run and resume else (0, 0.)
     if run and main: run.trim_history(phase, start)   # a fresh run starts a fresh log; a resumed one drops rows it will run again
-    saver = EpochCheckpoint(ck) if run else None
-    logs = [saver, HistoryCSV(run.history(phase)), CurvesPlot(run.path, cfg.phases)] if run and main else []    # one writer: rank 0
+    saver, curves = EpochCheckpoint(ck) if run else None, CurvesPlot(run.path, cfg.phases) if run else None
+    logs = [saver, HistoryCSV(run.history(phase)), curves] if run and main else []    # one writer: rank 0
     tb = TimeBudget(cfg.minutes, lr, elapsed=elapsed, schedule=lr_fn) if cfg.minutes else None
     budget = tb or (IterBudget(cfg.phase_iters(phase), lr, lr_fn) if cfg.phase_iters(phase) else None)
     epochs = cfg.epochs or 10
@@ -150,7 +150,9 @@ def fit_phase(learn:Learner, cfg:TrainConfig, phase:str, run:RunDir|None=None, r
                 with lazy_epoch_bar(learn): learn.fit(10**9, lr, cbs=[budget] + logs, start_epoch=start)
             elif start < epochs: learn.fit_one_cycle(epochs, lr, start_epoch=start, cbs=logs)
     except KeyboardInterrupt:      # the current weights, marked with the last completed epoch: resume reruns the interrupted one
-        if run and main: save_checkpoint(learn, ck, saver.completed if saver.completed is not None else start - 1, extra_cbs=[tb] if tb else [])
+        if run and main:
+            save_checkpoint(learn, ck, saver.completed if saver.completed is not None else start - 1, extra_cbs=[tb] if tb else [])
+            curves.flush()                 # (epochs its budget had not drawn yet)
         raise
     last = epochs_for(budget.total, budget.per_epoch) - 1 if isinstance(budget, IterBudget) else learn.epoch if tb else epochs - 1
     if run and main: save_checkpoint(learn, ck, last, extra_cbs=[tb] if tb else [])   # final weights (after EMA)

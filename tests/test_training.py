@@ -152,3 +152,20 @@ def test_interrupt_after_an_epoch_keeps_that_epoch(data, tmp_path, monkeypatch):
         tr.train('edsr', data, tmp_path/'run', scale=2, patch=48, bs=4, epochs=3, size='small', quiet=True)
     assert calls == [1]
     assert torch.load(tmp_path/'run'/'checkpoint_train.pth', weights_only=False)['epoch'] == 0
+
+
+def test_interrupt_draws_the_epochs_the_curves_skipped(data, tmp_path, monkeypatch):
+    "Curves redrawn at most `share` of the time: Ctrl-C draws the epochs not drawn yet, once."
+    from functools import partial
+    import srwork.training as tr, srwork.rundir as rd
+    drawn = []
+    monkeypatch.setattr(rd, 'plot_curves', lambda out, phases: drawn.append(len((Path(out)/'history_train.csv').read_text().splitlines()) - 1))
+    monkeypatch.setattr(tr, 'CurvesPlot', partial(rd.CurvesPlot, share=0.))       # only the first epoch, then the end
+    write_row = rd.HistoryCSV.after_epoch
+    def after_epoch(self):
+        write_row(self)
+        if self.epoch == 2: raise KeyboardInterrupt                                   # after the third epoch's row
+    monkeypatch.setattr(rd.HistoryCSV, 'after_epoch', after_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        tr.train('edsr', data, tmp_path/'run', scale=2, patch=48, bs=4, epochs=5, size='small', quiet=True)
+    assert drawn == [1, 3]
