@@ -137,7 +137,7 @@ def plan_tiles(up:Upscaler, H:int, W:int, tile:int|None=None, tile_pad=None, bat
 def cpu_channels_last(up:Upscaler) -> bool:
     "Whether `up` gets CPU batches channels-last: its architecture is registered with `cpu_channels_last` (the model itself is left as it is)."
     if getattr(up, '_cpu_channels_last', None) is None:
-        arch = (getattr(up.model, 'config', None) or {}).get('arch')
+        arch = (getattr(getattr(up, 'model', None), 'config', None) or {}).get('arch')
         up._cpu_channels_last = bool(arch in ARCHS and ARCHS[arch].cpu_channels_last)
     return up._cpu_channels_last
 
