@@ -119,9 +119,12 @@ def history(run):
 
 def test_loss_curve_matches_a_single_process_at_the_same_global_batch(data, tmp_path):
     """Two processes at --bs 2 follow the single-process curve at --bs 4 (same seed): the batches differ (each process draws
-    from its shard), so the curves match statistically, not bit for bit. Tolerance: 8 % on the validation loss (the whole
-    validation set, reduced over processes) and 10 % on the train loss at every epoch; measured 4.6 % and 6 %. A global
-    batch of 8 (a negative control) leaves the validation curve by 9.5-38 %."""
+    from its shard), so the curves match statistically, not bit for bit. Two single-process runs that differ only in
+    their random crops (per-item vs per-batch degradation) differ by 2-11 % on the validation loss at each epoch, most on
+    the steep early epochs (mean 4.8 %). Tolerance: on the validation loss (the whole validation set, reduced over
+    processes) 8 % on average over the 6 epochs and 15 % at any one; 10 % on the train loss at every epoch. Measured: mean
+    4.0 % (at most 11.9 %) and train 5.1 %. A global batch of 8 (the negative control) leaves the validation curve by
+    22-27 % on average (9.5-38 % an epoch)."""
     photos = tmp_path/'photos'; photos.mkdir()
     for i in range(4):                                    # 36 photos: 8 iterations an epoch at a global batch of 4
         for f in Path(data).iterdir(): (photos/f'{i}_{f.name}').write_bytes(f.read_bytes())
@@ -137,9 +140,11 @@ def test_loss_curve_matches_a_single_process_at_the_same_global_batch(data, tmp_
     rel = lambda a, b: abs(a - b) / b
     assert len(ref) == len(same) == len(other) == 6
     assert ref[-1][1] < 0.75 * ref[0][1]                        # it learned: the curve falls by far more than the tolerance
-    for (t1, v1), (t2, v2) in zip(ref, same):
-        assert rel(v2, v1) <= 0.08 and rel(t2, t1) <= 0.10, (ref, same)
-    assert max(rel(v, v1) for (_, v1), (_, v) in zip(ref, other)) > 0.08, (ref, other)   # the tolerance tells batches apart
+    valid = [rel(v2, v1) for (_, v1), (_, v2) in zip(ref, same)]
+    assert sum(valid) / len(valid) <= 0.08 and max(valid) <= 0.15, (ref, same)
+    assert all(rel(t2, t1) <= 0.10 for (t1, _), (t2, _) in zip(ref, same)), (ref, same)
+    control = [rel(v, v1) for (_, v1), (_, v) in zip(ref, other)]
+    assert sum(control) / len(control) > 0.12, (ref, other)        # the tolerance tells global batches apart
 
 
 def test_validation_of_the_whole_set_equals_a_single_process(data, tmp_path):
